@@ -1,0 +1,3 @@
+from agl_core.store.base import LightningStore, StoreError
+
+__all__ = ["LightningStore", "StoreError"]

@@ -1,0 +1,536 @@
+"""SQL backend of `LightningStore` through SQLAlchemy Core: SQLite (file or memory) and PostgreSQL.
+
+SQLite runs in WAL mode and opens every transaction with ``BEGIN IMMEDIATE`` so that several
+processes can share one file: a claim (dequeue) is atomic and a writer waits instead of failing.
+PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
+
+from agl_core import semconv
+from agl_core.store import tables as t
+from agl_core.store.base import DEFAULT_HEARTBEAT_TIMEOUT_S, LightningStore, StoreError
+from agl_core.types import (
+    TERMINAL_ROLLOUT_STATUSES,
+    Attempt,
+    AttemptedRollout,
+    MetricRecord,
+    Resource,
+    ResourcesUpdate,
+    Rollout,
+    Run,
+    Span,
+    new_id,
+)
+
+_ROLLOUT_COLUMNS = [c.name for c in t.rollouts.columns]
+
+
+def _engine_for(url: str) -> sa.Engine:
+    if url.startswith("memory:"):
+        engine = sa.create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    elif url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    else:
+        if url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10)
+        except ModuleNotFoundError as exc:
+            raise ImportError(
+                f"{exc.name} is missing for {url.split(':')[0]}: pip install 'agentlightning[postgres]'"
+            ) from exc
+        return engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _status_filter(column: sa.Column, status: str | Iterable[str] | None) -> Any:
+    if status is None:
+        return None
+    if isinstance(status, str):
+        return column == status
+    return column.in_(list(status))
+
+
+def _finite_reward(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        reward = float(value)
+    except (TypeError, ValueError):
+        return None
+    return reward if math.isfinite(reward) else None
+
+
+class SqlStore(LightningStore):
+    """See the module docstring. ``heartbeat_timeout`` applies to every running attempt."""
+
+    def __init__(self, url: str | None = None, *, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT_S):
+        from agl_core.paths import default_store_url
+
+        self.url = url or default_store_url()
+        self.heartbeat_timeout = heartbeat_timeout
+        self._engine = _engine_for(self.url)
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        # One connection per process is enough for SQLite; serialising here avoids lock churn.
+        self._lock = threading.RLock() if self._sqlite else None
+        with self._tx() as conn:
+            t.metadata.create_all(conn)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        if self._lock is None:
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        with self._lock, self._engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- rollouts ----------------------------------------------------------------------------
+    @staticmethod
+    def _rollout_row(item: dict[str, Any], now: float) -> dict[str, Any]:
+        max_attempts = int(item.get("max_attempts") or 1)
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        return dict(
+            rollout_id=item.get("rollout_id") or new_id("ro"),
+            input=item.get("input"),
+            mode=item.get("mode") or "train",
+            status="queuing",
+            task_id=item.get("task_id"),
+            resources_id=item.get("resources_id"),
+            run_id=item.get("run_id"),
+            final_reward=None,
+            max_attempts=max_attempts,
+            timeout_s=item.get("timeout_s"),
+            num_attempts=0,
+            created_at=now,
+            updated_at=now,
+            metadata=item.get("metadata") or {},
+        )
+
+    def enqueue_rollouts(self, items: Sequence[dict[str, Any]]) -> list[Rollout]:
+        now = time.time()
+        rows = [self._rollout_row(dict(item), now) for item in items]
+        if rows:
+            with self._tx() as conn:
+                conn.execute(t.rollouts.insert(), rows)
+        return [Rollout(**row) for row in rows]
+
+    def _open_attempt(self, conn: sa.Connection, row: dict[str, Any], worker_id: str | None) -> AttemptedRollout:
+        now = time.time()
+        sequence = row["num_attempts"] + 1
+        attempt = Attempt(
+            attempt_id=new_id("at"),
+            rollout_id=row["rollout_id"],
+            sequence=sequence,
+            status="running",
+            worker_id=worker_id,
+            start_time=now,
+            last_heartbeat=now,
+        )
+        conn.execute(t.attempts.insert(), [attempt.model_dump()])
+        conn.execute(
+            t.rollouts.update()
+            .where(t.rollouts.c.rollout_id == row["rollout_id"])
+            .values(status="running", num_attempts=sequence, updated_at=now)
+        )
+        row = {**row, "status": "running", "num_attempts": sequence, "updated_at": now}
+        return AttemptedRollout(**row, attempt=attempt)
+
+    def start_rollout(
+        self, input: Any, mode: str = "train", *, worker_id: str | None = None, **kwargs: Any
+    ) -> AttemptedRollout:
+        row = self._rollout_row(dict(input=input, mode=mode, **kwargs), time.time())
+        with self._tx() as conn:
+            conn.execute(t.rollouts.insert(), [row])
+            return self._open_attempt(conn, row, worker_id)
+
+    def dequeue_rollout(self, worker_id: str | None = None) -> AttemptedRollout | None:
+        self.sweep()
+        with self._tx() as conn:
+            query = (
+                sa.select(t.rollouts)
+                .where(t.rollouts.c.status.in_(["queuing", "requeuing"]))
+                .order_by(t.rollouts.c.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            row = conn.execute(query).mappings().first()
+            if row is None:
+                return None
+            return self._open_attempt(conn, dict(row), worker_id)
+
+    def _get_attempt(self, conn: sa.Connection, rollout_id: str, attempt_id: str) -> dict[str, Any]:
+        row = (
+            conn.execute(
+                sa.select(t.attempts).where(
+                    t.attempts.c.attempt_id == attempt_id, t.attempts.c.rollout_id == rollout_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise StoreError(f"no attempt {attempt_id!r} of rollout {rollout_id!r}")
+        return dict(row)
+
+    def _last_reward(self, conn: sa.Connection, rollout_id: str, attempt_id: str | None) -> float | None:
+        query = (
+            sa.select(t.spans.c.attributes)
+            .where(t.spans.c.rollout_id == rollout_id, t.spans.c.name == semconv.SPAN_REWARD)
+            .order_by(t.spans.c.end_time.desc(), t.spans.c.sequence_id.desc())
+            .limit(1)
+        )
+        if attempt_id is not None:
+            query = query.where(t.spans.c.attempt_id == attempt_id)
+        attrs = conn.execute(query).scalar()
+        return _finite_reward((attrs or {}).get(semconv.AGL_REWARD_VALUE))
+
+    def _finish_attempt(
+        self,
+        conn: sa.Connection,
+        attempt: dict[str, Any],
+        status: str,
+        *,
+        reward: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        now = time.time()
+        conn.execute(
+            t.attempts.update()
+            .where(t.attempts.c.attempt_id == attempt["attempt_id"])
+            .values(status=status, end_time=now, error=error)
+        )
+        rollout = conn.execute(
+            sa.select(t.rollouts).where(t.rollouts.c.rollout_id == attempt["rollout_id"])
+        ).mappings().one()
+        if rollout["status"] in TERMINAL_ROLLOUT_STATUSES:
+            return  # a late report for a rollout already settled (e.g. cancelled) changes nothing
+        values: dict[str, Any] = {"updated_at": now}
+        if status == "succeeded":
+            values["status"] = "succeeded"
+            values["final_reward"] = (
+                reward if reward is not None else self._last_reward(conn, attempt["rollout_id"], attempt["attempt_id"])
+            )
+        elif rollout["num_attempts"] < rollout["max_attempts"]:
+            values["status"] = "requeuing"
+        else:
+            values["status"] = "failed"
+        conn.execute(
+            t.rollouts.update().where(t.rollouts.c.rollout_id == attempt["rollout_id"]).values(**values)
+        )
+
+    def update_attempt(
+        self,
+        rollout_id: str,
+        attempt_id: str,
+        status: str | None = None,
+        *,
+        reward: float | None = None,
+        error: str | None = None,
+    ) -> Attempt:
+        if reward is not None and _finite_reward(reward) is None:
+            raise ValueError(f"reward must be a finite number, got {reward!r}")
+        if status not in (None, "running", "succeeded", "failed", "timeout"):
+            raise ValueError(f"unknown attempt status {status!r}")
+        with self._tx() as conn:
+            attempt = self._get_attempt(conn, rollout_id, attempt_id)
+            if status in (None, "running"):
+                conn.execute(
+                    t.attempts.update()
+                    .where(t.attempts.c.attempt_id == attempt_id)
+                    .values(last_heartbeat=time.time())
+                )
+            elif attempt["status"] == "running":
+                self._finish_attempt(conn, attempt, status, reward=reward, error=error)
+            return Attempt(**self._get_attempt(conn, rollout_id, attempt_id))
+
+    def heartbeat(self, rollout_id: str, attempt_id: str) -> None:
+        self.update_attempt(rollout_id, attempt_id, "running")
+
+    def sweep(self) -> int:
+        now = time.time()
+        a, r = t.attempts, t.rollouts
+        last_sign = sa.func.coalesce(a.c.last_heartbeat, a.c.start_time)
+        with self._tx() as conn:
+            stale = (
+                conn.execute(
+                    sa.select(a)
+                    .join(r, r.c.rollout_id == a.c.rollout_id)
+                    .where(a.c.status == "running")
+                    .where(
+                        sa.or_(
+                            last_sign < now - self.heartbeat_timeout,
+                            sa.and_(r.c.timeout_s.is_not(None), a.c.start_time + r.c.timeout_s < now),
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            for attempt in stale:
+                self._finish_attempt(conn, dict(attempt), "timeout", error="timed out (no heartbeat or over timeout_s)")
+        return len(stale)
+
+    def cancel_rollout(self, rollout_id: str) -> Rollout:
+        with self._tx() as conn:
+            now = time.time()
+            conn.execute(
+                t.rollouts.update()
+                .where(t.rollouts.c.rollout_id == rollout_id)
+                .where(t.rollouts.c.status.not_in(list(TERMINAL_ROLLOUT_STATUSES)))
+                .values(status="cancelled", updated_at=now)
+            )
+            conn.execute(
+                t.attempts.update()
+                .where(t.attempts.c.rollout_id == rollout_id, t.attempts.c.status == "running")
+                .values(status="failed", end_time=now, error="cancelled")
+            )
+        rollout = self.get_rollout(rollout_id)
+        if rollout is None:
+            raise StoreError(f"no rollout {rollout_id!r}")
+        return rollout
+
+    def get_rollout(self, rollout_id: str) -> Rollout | None:
+        rows = self.query_rollouts(rollout_ids=[rollout_id])
+        return rows[0] if rows else None
+
+    def _rollout_filters(self, status: Any, mode: str | None, run_id: str | None, rollout_ids: Any) -> list[Any]:
+        filters = [_status_filter(t.rollouts.c.status, status)]
+        if mode is not None:
+            filters.append(t.rollouts.c.mode == mode)
+        if run_id is not None:
+            filters.append(t.rollouts.c.run_id == run_id)
+        if rollout_ids is not None:
+            filters.append(t.rollouts.c.rollout_id.in_(list(rollout_ids)))
+        return [f for f in filters if f is not None]
+
+    def query_rollouts(
+        self,
+        status: str | Iterable[str] | None = None,
+        mode: str | None = None,
+        *,
+        run_id: str | None = None,
+        rollout_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Rollout]:
+        order = t.rollouts.c.created_at.desc() if newest_first else t.rollouts.c.created_at
+        query = (
+            sa.select(t.rollouts)
+            .where(*self._rollout_filters(status, mode, run_id, rollout_ids))
+            .order_by(order, t.rollouts.c.rollout_id)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            return [Rollout(**row) for row in conn.execute(query).mappings()]
+
+    def count_rollouts(
+        self, status: str | Iterable[str] | None = None, mode: str | None = None, *, run_id: str | None = None
+    ) -> int:
+        query = sa.select(sa.func.count()).select_from(t.rollouts).where(
+            *self._rollout_filters(status, mode, run_id, None)
+        )
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def query_attempts(self, rollout_id: str) -> list[Attempt]:
+        query = sa.select(t.attempts).where(t.attempts.c.rollout_id == rollout_id).order_by(t.attempts.c.sequence)
+        with self._tx() as conn:
+            return [Attempt(**row) for row in conn.execute(query).mappings()]
+
+    def wait_for_rollouts(
+        self, rollout_ids: Sequence[str], timeout: float | None = None, poll_s: float = 0.05
+    ) -> list[Rollout]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wanted = list(rollout_ids)
+        last_sweep = 0.0
+        while True:
+            if time.monotonic() - last_sweep > 1.0:
+                self.sweep()
+                last_sweep = time.monotonic()
+            done = [
+                r for r in self.query_rollouts(TERMINAL_ROLLOUT_STATUSES, rollout_ids=wanted)
+            ]
+            if len(done) == len(set(wanted)) or (deadline is not None and time.monotonic() >= deadline):
+                order = {rid: i for i, rid in enumerate(wanted)}
+                return sorted(done, key=lambda r: order[r.rollout_id])
+            time.sleep(poll_s)
+
+    # --- resources ---------------------------------------------------------------------------
+    @staticmethod
+    def _resources(row: Any) -> ResourcesUpdate:
+        return ResourcesUpdate.model_validate(dict(row))
+
+    def add_resources(
+        self, resources: dict[str, Resource], metadata: dict[str, Any] | None = None
+    ) -> ResourcesUpdate:
+        payload = {
+            name: (res.model_dump(mode="json") if hasattr(res, "model_dump") else dict(res))
+            for name, res in resources.items()
+        }
+        with self._tx() as conn:
+            version = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.resources.c.version), 0))).scalar()) + 1
+            row = dict(
+                resources_id=new_id("res"),
+                version=version,
+                created_at=time.time(),
+                resources=payload,
+                metadata=metadata or {},
+            )
+            conn.execute(t.resources.insert(), [row])
+        return self._resources(row)
+
+    def get_latest_resources(self) -> ResourcesUpdate | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(t.resources).order_by(t.resources.c.version.desc()).limit(1)
+            ).mappings().first()
+        return self._resources(row) if row else None
+
+    def get_resources(self, resources_id: str) -> ResourcesUpdate | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(t.resources).where(t.resources.c.resources_id == resources_id)
+            ).mappings().first()
+        return self._resources(row) if row else None
+
+    def query_resources(self, limit: int | None = None, offset: int = 0) -> list[ResourcesUpdate]:
+        query = sa.select(t.resources).order_by(t.resources.c.version.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            return [self._resources(row) for row in conn.execute(query).mappings()]
+
+    # --- spans -------------------------------------------------------------------------------
+    def add_spans(self, spans: Sequence[Span]) -> int:
+        if not spans:
+            return 0
+        rows = []
+        for span in spans:
+            row = span.model_dump(mode="json", exclude={"sequence_id"})
+            rows.append(row)
+        late_rewards = {
+            s.rollout_id for s in spans if s.rollout_id and s.name == semconv.SPAN_REWARD
+        }
+        with self._tx() as conn:
+            conn.execute(t.spans.insert(), rows)
+            if late_rewards:
+                # Rewards exported after their rollout succeeded still settle its final reward.
+                settled = conn.execute(
+                    sa.select(t.rollouts.c.rollout_id).where(
+                        t.rollouts.c.rollout_id.in_(late_rewards),
+                        t.rollouts.c.status == "succeeded",
+                        t.rollouts.c.final_reward.is_(None),
+                    )
+                ).scalars().all()
+                for rollout_id in settled:
+                    conn.execute(
+                        t.rollouts.update()
+                        .where(t.rollouts.c.rollout_id == rollout_id)
+                        .values(final_reward=self._last_reward(conn, rollout_id, None))
+                    )
+        return len(rows)
+
+    def query_spans(
+        self,
+        rollout_id: str | None = None,
+        attempt_id: str | None = None,
+        *,
+        trace_id: str | None = None,
+        unassigned: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Span]:
+        query = sa.select(t.spans).order_by(t.spans.c.sequence_id).offset(offset)
+        if rollout_id is not None:
+            query = query.where(t.spans.c.rollout_id == rollout_id)
+        if attempt_id is not None:
+            query = query.where(t.spans.c.attempt_id == attempt_id)
+        if trace_id is not None:
+            query = query.where(t.spans.c.trace_id == trace_id)
+        if unassigned:
+            query = query.where(t.spans.c.rollout_id.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            return [Span.model_validate(dict(row)) for row in conn.execute(query).mappings()]
+
+    def count_spans(self, rollout_id: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(t.spans)
+        if rollout_id is not None:
+            query = query.where(t.spans.c.rollout_id == rollout_id)
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    # --- runs and metrics ----------------------------------------------------------------------
+    def upsert_run(self, run: Run) -> Run:
+        run = run.model_copy(update={"updated_at": time.time()})
+        row = run.model_dump(mode="json")
+        with self._tx() as conn:
+            exists = conn.execute(sa.select(t.runs.c.run_id).where(t.runs.c.run_id == run.run_id)).first()
+            if exists:
+                conn.execute(t.runs.update().where(t.runs.c.run_id == run.run_id).values(**row))
+            else:
+                conn.execute(t.runs.insert(), [row])
+        return run
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(t.runs).where(t.runs.c.run_id == run_id)).mappings().first()
+        return Run(**row) if row else None
+
+    def query_runs(self, limit: int | None = None, offset: int = 0) -> list[Run]:
+        query = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            return [Run(**row) for row in conn.execute(query).mappings()]
+
+    def add_metrics(self, run_id: str, step: int, metrics: dict[str, float | None]) -> MetricRecord:
+        record = MetricRecord(run_id=run_id, step=step, metrics=metrics)
+        with self._tx() as conn:
+            conn.execute(t.metrics.insert(), [record.model_dump(mode="json")])
+        return record
+
+    def query_metrics(self, run_id: str) -> list[MetricRecord]:
+        query = sa.select(t.metrics).where(t.metrics.c.run_id == run_id).order_by(t.metrics.c.step, t.metrics.c.id)
+        with self._tx() as conn:
+            return [MetricRecord(**row) for row in conn.execute(query).mappings()]
