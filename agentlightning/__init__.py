@@ -1,0 +1,57 @@
+"""Agent Lightning: train any AI agent from its traces.
+
+``import agentlightning as agl`` gives the whole public API; it needs only the base install.
+Trainers and framework plugins load on first use and name the extra to install when missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agl_core import __version__
+from agl_core.context import current_resources, current_rollout
+from agl_core.emit import (
+    emit_annotation,
+    emit_exception,
+    emit_message,
+    emit_object,
+    emit_reward,
+    emit_tool_call,
+)
+from agl_core.store import LightningStore
+from agl_core.telemetry import configure, flush
+from agl_core.tracer import tracer
+from agl_core.types import (
+    Attempt,
+    LLMEndpoint,
+    ModelCheckpoint,
+    PromptTemplate,
+    Rollout,
+    Span,
+    Task,
+    Triplet,
+)
+
+__all__ = [
+    "__version__",
+    "Attempt",
+    "LLMEndpoint",
+    "LightningStore",
+    "ModelCheckpoint",
+    "PromptTemplate",
+    "Rollout",
+    "Span",
+    "Task",
+    "Triplet",
+    "configure",
+    "current_resources",
+    "current_rollout",
+    "emit_annotation",
+    "emit_exception",
+    "emit_message",
+    "emit_object",
+    "emit_reward",
+    "emit_tool_call",
+    "flush",
+    "tracer",
+]

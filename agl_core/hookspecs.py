@@ -1,0 +1,54 @@
+"""Hook specifications of the ``agentlightning`` pluggy project.
+
+A plugin is a plain module with functions named after these hooks, decorated with
+``agl_core.hookspecs.hookimpl``, registered under the ``agentlightning.plugins`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT = "agentlightning"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def agl_framework_info() -> dict[str, Any] | None:
+    """Describe the framework a plugin instruments.
+
+    Return ``{"name": "crewai", "package": "crewai", "versions": ">=0.100", "extra": "crewai"}``;
+    ``package`` is the distribution whose presence means the framework is installed.
+    """
+
+
+@hookspec
+def agl_instrument(frameworks: frozenset[str] | None) -> str | None:
+    """Instrument your framework if `frameworks` is None or names it; return its name if you did."""
+
+
+@hookspec
+def agl_uninstrument() -> None:
+    """Undo `agl_instrument`; must be safe to call when not instrumented."""
+
+
+@hookspec
+def agl_task_sets() -> dict[str, Callable[[], Any]] | None:
+    """Named task sets: ``{"math": loader}``; a loader returns ``(train, eval)`` lists of `Task`."""
+
+
+@hookspec
+def agl_algorithms() -> dict[str, Callable[..., Any]] | None:
+    """Training algorithms by config name: ``{"grpo": factory}``; ``factory(config) -> Algorithm``."""
+
+
+@hookspec
+def agl_store_backends() -> dict[str, Any] | None:
+    """Extra `LightningStore` backends by URL scheme: ``{"redis": RedisStore}`` (class or "mod:attr")."""
+
+
+@hookspec
+def agl_agent_types() -> dict[str, Callable[..., Any]] | None:
+    """Agent builders by config ``agent.type``: ``{"openai": build}``; ``build(agent_config) -> agent``."""

@@ -1,0 +1,137 @@
+"""The calculator task behind the demo: two-operand arithmetic an agent should hand to a tool.
+
+Numbers are big enough (2-3 digits) that answering from memory is usually wrong, so the
+policy choice that matters is *calling the calculator* — the thing RL has to learn.
+Held-out tasks are a fixed, seeded set that every training generator excludes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+SYSTEM_PROMPT = "Solve the arithmetic problem."
+
+CALCULATOR_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "calculator",
+        "description": "Evaluate an arithmetic expression.",
+        "parameters": {
+            "type": "object",
+            "properties": {"expression": {"type": "string"}},
+            "required": ["expression"],
+        },
+    },
+}
+
+_OPERATORS = {"+": (100, 999), "-": (100, 999), "*": (10, 99)}
+_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*([-+*])\s*(-?\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class ArithTask:
+    """One problem, e.g. ``ArithTask(37, "*", 48)``; its question, expression and answer derive from it."""
+
+    a: int
+    op: str
+    b: int
+
+    @property
+    def expression(self) -> str:
+        return f"{self.a}{self.op}{self.b}"
+
+    @property
+    def question(self) -> str:
+        return f"What is {self.expression}?"
+
+    @property
+    def answer(self) -> int:
+        return calculate(self.expression)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "expression": self.expression, "answer": self.answer}
+
+
+def calculate(expression: str) -> int:
+    """The calculator tool: evaluates ``a op b`` for integers (no ``eval``)."""
+    match = _EXPRESSION.match(expression)
+    if match is None:
+        raise ValueError(f"not a two-operand expression: {expression!r}")
+    a, op, b = int(match[1]), match[2], int(match[3])
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _random_task(rng: random.Random) -> ArithTask:
+    op = rng.choice(sorted(_OPERATORS))
+    low, high = _OPERATORS[op]
+    return ArithTask(rng.randint(low, high), op, rng.randint(low, high))
+
+
+def heldout_tasks(n: int = 256, seed: int = 1234) -> list[ArithTask]:
+    """``n`` distinct held-out tasks; the same for a given seed on every machine."""
+    rng = random.Random(seed)
+    tasks: dict[ArithTask, None] = {}
+    while len(tasks) < n:
+        tasks[_random_task(rng)] = None
+    return list(tasks)
+
+
+def train_tasks(seed: int, exclude: set[ArithTask] | list[ArithTask]) -> Iterator[ArithTask]:
+    """An endless stream of training tasks, never one in ``exclude`` (pass the held-out set)."""
+    rng, excluded = random.Random(seed), set(exclude)
+    while True:
+        task = _random_task(rng)
+        if task not in excluded:
+            yield task
+
+
+def prompt_messages(task: ArithTask) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task.question}]
+
+
+def final_answer(value: int) -> str:
+    return f"The answer is {value}."
+
+
+def tool_call(expression: str, call_id: str = "call_0") -> dict[str, Any]:
+    """An OpenAI-shaped tool call (arguments as a JSON string, as the API sends them)."""
+    arguments = json.dumps({"expression": expression})
+    return {"id": call_id, "type": "function", "function": {"name": "calculator", "arguments": arguments}}
+
+
+def warmstart_conversation(task: ArithTask, use_tool: bool) -> list[dict[str, Any]]:
+    """A demonstration: either the tool route or an answer "from memory" (always the true answer —
+    the tiny model still gets most of these wrong when it imitates them)."""
+    messages = prompt_messages(task)
+    if not use_tool:
+        return [*messages, {"role": "assistant", "content": final_answer(task.answer)}]
+    return [
+        *messages,
+        {"role": "assistant", "content": "", "tool_calls": [tool_call(task.expression)]},
+        {"role": "tool", "tool_call_id": "call_0", "content": str(task.answer)},
+        {"role": "assistant", "content": final_answer(task.answer)},
+    ]
+
+
+def warmstart_conversations(
+    n: int, seed: int, tool_rate: float, exclude: set[ArithTask] | list[ArithTask]
+) -> list[list[dict[str, Any]]]:
+    """``n`` demonstrations; a fraction ``tool_rate`` call the calculator, independently of the task, so
+    the warm-started policy calls it with about that probability and answers from memory otherwise."""
+    rng = random.Random(seed + 1)
+    tasks = train_tasks(seed, exclude)
+    return [warmstart_conversation(next(tasks), rng.random() < tool_rate) for _ in range(n)]
+
+
+_LAST_INT = re.compile(r"-?\d+")
+
+
+def reward(final_text: str | None, task: ArithTask) -> float:
+    """1.0 when the last integer in the agent's final reply is the right answer, else 0.0."""
+    numbers = _LAST_INT.findall(final_text or "")
+    return float(bool(numbers) and int(numbers[-1]) == task.answer)
