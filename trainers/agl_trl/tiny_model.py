@@ -1,0 +1,244 @@
+"""A tiny chat model built on this machine — no downloads — for demos and tests.
+
+``build_tiny_model()`` trains a byte-level BPE tokenizer on synthetic calculator-agent chats, creates a
+random-init Qwen2 model, warm-starts it with a short supervised pass and saves both with
+``save_pretrained`` under ``~/.cache/agent-lightning/models/<name>-<hash>``; the hash covers every build
+parameter, so a second call returns the cached path at once. The result is an ordinary model folder:
+everything downstream takes a path or a hub name and never needs to know it is tiny.
+
+The warm start mixes two behaviours — answering from memory (usually wrong on 2-3 digit arithmetic)
+and calling the calculator — at a fixed rate, so the starting policy calls the tool only sometimes
+and the greedy policy answers from memory. That leaves a real choice for RL to learn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers.utils.chat_template_utils import render_jinja_template
+
+from agl_core.paths import cache_dir
+
+from . import arith
+
+# Bump when the build code changes in a way that changes the result, to invalidate caches.
+_BUILD_VERSION = 1
+
+# ChatML-style template with OpenAI tools. Tools render as one line each (the tiny model has a short
+# context); tool calls render in the Hermes/Qwen form ``<tool_call>{"name": …, "arguments": …}</tool_call>``
+# that servers already know how to parse. ``{% generation %}`` marks assistant tokens for SFT masks.
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(tools='') -%}"
+    "{%- for tool in tools or [] -%}"
+    "{%- set fn = tool.function if tool.function is defined else tool -%}"
+    "{%- set params = ((fn.parameters or {}).properties or {}) | list -%}"
+    "{%- set ns.tools = ns.tools + '\\n- ' + fn.name + '(' + params | join(', ') + ')' -%}"
+    "{%- if fn.description -%}{%- set ns.tools = ns.tools + ': ' + fn.description -%}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if ns.tools -%}{%- set ns.tools = 'Tools:' + ns.tools -%}{%- endif -%}"
+    "{%- if messages and messages[0].role == 'system' -%}"
+    "{{- '<|im_start|>system\\n' + messages[0].content + ('\\n' + ns.tools if ns.tools else '') + '<|im_end|>\\n' -}}"
+    "{%- elif ns.tools -%}"
+    "{{- '<|im_start|>system\\n' + ns.tools + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- set content = message.content if message.content is string else "
+    "(message.content or []) | selectattr('text', 'defined') | map(attribute='text') | join('') -%}"
+    "{%- if message.role == 'system' and loop.first -%}"
+    "{%- elif message.role == 'assistant' -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{%- generation -%}"
+    "{{- content -}}"
+    "{%- for call in message.tool_calls or [] -%}"
+    "{%- set call = call.function if call.function is defined else call -%}"
+    "{{- '<tool_call>{\"name\": \"' + call.name + '\", \"arguments\": ' -}}"
+    "{{- (call.arguments if call.arguments is string else call.arguments | tojson) + '}</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{{- '<|im_end|>' -}}"
+    "{%- endgeneration -%}"
+    "{{- '\\n' -}}"
+    "{%- else -%}"
+    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+TOOL_TOKENS = ["<tool_call>", "</tool_call>"]
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """Everything that determines a tiny model; its hash names the cache folder."""
+
+    name: str = "tiny-calc"
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 384
+    # Warm start: supervised steps over arithmetic chats, a fraction `tool_rate` of which call the tool.
+    warmstart_steps: int = 300
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    tool_rate: float = 0.3
+    heldout_seed: int = 1234
+    seed: int = 0
+
+    def digest(self) -> str:
+        payload = json.dumps({"v": _BUILD_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def tiny_model_path(spec: TinyModelSpec = TinyModelSpec()) -> Path:
+    return cache_dir() / "models" / f"{spec.name}-{spec.digest()}"
+
+
+def build_tiny_model(spec: TinyModelSpec = TinyModelSpec(), *, force: bool = False, log: bool = True) -> Path:
+    """Build (or reuse) the tiny model and return its folder, loadable with ``from_pretrained``."""
+    path = tiny_model_path(spec)
+    if (path / "config.json").exists() and not force:
+        return path
+    start = time.perf_counter()
+    random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+    heldout = arith.heldout_tasks(seed=spec.heldout_seed)
+    chats = arith.warmstart_conversations(
+        spec.warmstart_steps * spec.batch_size, seed=spec.seed, tool_rate=spec.tool_rate, exclude=heldout
+    )
+    tools = [arith.CALCULATOR_TOOL]
+    tokenizer = train_tokenizer(render_jinja_template(chats[:4000], tools=tools, chat_template=CHAT_TEMPLATE)[0], spec)
+    model = new_model(tokenizer, spec)
+    warm_start(model, tokenizer, chats, tools, spec, log=log)
+    staging = path.with_name(path.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(path, ignore_errors=True)
+    staging.rename(path)  # atomic publish: a crash never leaves a half-written cache entry
+    if log:
+        print(f"built {spec.name} ({count_parameters(model) / 1e6:.2f}M params) in {time.perf_counter() - start:.0f}s: {path}")
+    return path
+
+
+def train_tokenizer(texts: list[str], spec: TinyModelSpec) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with one token per digit (as Qwen does) and merges that may span words, so the
+    fixed scaffolding of a chat (prompts, tool-call JSON) compresses into a handful of tokens."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    bpe.add_special_tokens(SPECIAL_TOKENS)
+    bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHAT_TEMPLATE,
+        padding_side="left",
+        model_max_length=512,
+    )
+
+
+def new_model(tokenizer: PreTrainedTokenizerFast, spec: TinyModelSpec) -> Qwen2ForCausalLM:
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def encode_chats(
+    tokenizer: PreTrainedTokenizerFast, chats: list[list[dict[str, Any]]], tools: list[dict[str, Any]]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids and assistant-token masks (1 where the model should learn to produce the token)."""
+    encoded = tokenizer.apply_chat_template(
+        chats, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    return encoded["input_ids"], encoded["assistant_masks"]
+
+
+def warm_start(
+    model: Qwen2ForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    chats: list[list[dict[str, Any]]],
+    tools: list[dict[str, Any]],
+    spec: TinyModelSpec,
+    *,
+    log: bool = True,
+) -> None:
+    """Supervised warm start on assistant tokens only; AdamW with warmup and cosine decay."""
+    ids, masks = encode_chats(tokenizer, chats, tools)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
+    warmup = max(1, spec.warmstart_steps // 20)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, spec.warmstart_steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    model.train()
+    for step in range(spec.warmstart_steps):
+        rows = range(step * spec.batch_size, (step + 1) * spec.batch_size)
+        input_ids, labels, attention = _pad_batch([ids[i] for i in rows], [masks[i] for i in rows], tokenizer.pad_token_id)
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if log and (step % 50 == 0 or step == spec.warmstart_steps - 1):
+            print(f"warm start {step + 1}/{spec.warmstart_steps}: loss {loss.item():.4f}")
+    model.eval()
+
+
+def _pad_batch(
+    ids: list[list[int]], masks: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad for training; labels are -100 outside assistant tokens."""
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(ids), width), -100, dtype=torch.long)
+    attention = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, (row, mask) in enumerate(zip(ids, masks)):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        labels[i, : len(row)] = torch.tensor([t if m else -100 for t, m in zip(row, mask)])
+        attention[i, : len(row)] = 1
+    return input_ids, labels, attention
