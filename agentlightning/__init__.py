@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agl_core import __version__
+from agl_core.adapters import rollout_triplets, spans_to_messages, spans_to_triplets
 from agl_core.context import current_resources, current_rollout
 from agl_core.emit import (
     emit_annotation,
@@ -18,6 +19,7 @@ from agl_core.emit import (
     emit_reward,
     emit_tool_call,
 )
+from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.store import LightningStore
 from agl_core.telemetry import configure, flush
 from agl_core.tracer import tracer
@@ -53,5 +55,10 @@ __all__ = [
     "emit_reward",
     "emit_tool_call",
     "flush",
+    "instrument",
+    "rollout_triplets",
+    "spans_to_messages",
+    "spans_to_triplets",
+    "uninstrument",
     "tracer",
 ]
