@@ -116,14 +116,21 @@ class LightningStore:
         *,
         run_id: str | None = None,
         rollout_ids: Sequence[str] | None = None,
+        agent: str | None = None,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
     ) -> list[Rollout]:
+        """`agent` keeps rollouts whose ``metadata["agent"]`` equals it."""
         raise NotImplementedError
 
     def count_rollouts(
-        self, status: str | Iterable[str] | None = None, mode: str | None = None, *, run_id: str | None = None
+        self,
+        status: str | Iterable[str] | None = None,
+        mode: str | None = None,
+        *,
+        run_id: str | None = None,
+        agent: str | None = None,
     ) -> int:
         raise NotImplementedError
 

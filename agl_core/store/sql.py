@@ -329,8 +329,12 @@ class SqlStore(LightningStore):
         rows = self.query_rollouts(rollout_ids=[rollout_id])
         return rows[0] if rows else None
 
-    def _rollout_filters(self, status: Any, mode: str | None, run_id: str | None, rollout_ids: Any) -> list[Any]:
+    def _rollout_filters(
+        self, status: Any, mode: str | None, run_id: str | None, rollout_ids: Any, agent: str | None = None
+    ) -> list[Any]:
         filters = [_status_filter(t.rollouts.c.status, status)]
+        if agent is not None:
+            filters.append(t.rollouts.c.metadata["agent"].as_string() == agent)
         if mode is not None:
             filters.append(t.rollouts.c.mode == mode)
         if run_id is not None:
@@ -346,6 +350,7 @@ class SqlStore(LightningStore):
         *,
         run_id: str | None = None,
         rollout_ids: Sequence[str] | None = None,
+        agent: str | None = None,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
@@ -353,7 +358,7 @@ class SqlStore(LightningStore):
         order = t.rollouts.c.created_at.desc() if newest_first else t.rollouts.c.created_at
         query = (
             sa.select(t.rollouts)
-            .where(*self._rollout_filters(status, mode, run_id, rollout_ids))
+            .where(*self._rollout_filters(status, mode, run_id, rollout_ids, agent))
             .order_by(order, t.rollouts.c.rollout_id)
             .offset(offset)
         )
@@ -363,10 +368,15 @@ class SqlStore(LightningStore):
             return [Rollout(**row) for row in conn.execute(query).mappings()]
 
     def count_rollouts(
-        self, status: str | Iterable[str] | None = None, mode: str | None = None, *, run_id: str | None = None
+        self,
+        status: str | Iterable[str] | None = None,
+        mode: str | None = None,
+        *,
+        run_id: str | None = None,
+        agent: str | None = None,
     ) -> int:
         query = sa.select(sa.func.count()).select_from(t.rollouts).where(
-            *self._rollout_filters(status, mode, run_id, None)
+            *self._rollout_filters(status, mode, run_id, None, agent)
         )
         with self._tx() as conn:
             return int(conn.execute(query).scalar() or 0)
