@@ -1,0 +1,106 @@
+"""The store server: the LightningStore's HTTP API plus an OTLP/HTTP trace receiver, on one port.
+
+Routes: ``GET /health``, ``POST /api/store/{method}`` (see `store_api`) and ``POST /v1/traces``
+(OTLP/HTTP; protobuf or JSON, optionally gzip/deflate). Store calls run in worker threads so a
+slow write or a long ``wait_for_rollouts`` never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agl_core.server import otlp
+from agl_core.server.store_api import store_endpoint
+from agl_core.store.base import LightningStore
+
+log = logging.getLogger("agentlightning.collector")
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise otlp.OtlpError(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise otlp.OtlpError(413, f"body is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ingest(store: LightningStore, body: bytes, kind: str, encoding: str | None, max_bytes: int) -> bytes:
+    request = otlp.decode_request(otlp.decompress(body, encoding, max_bytes), kind)
+    decoded = otlp.spans_from_request(request)
+    if decoded.spans:
+        store.add_spans(decoded.spans)
+    message = ""
+    if decoded.rejected:
+        message = f"{decoded.rejected} span(s) rejected: " + "; ".join(decoded.errors)
+        log.warning("OTLP: %s", message)
+    return otlp.encode_response(kind, decoded.rejected, message)
+
+
+async def traces_endpoint(request: Request) -> Response:
+    store: LightningStore = request.app.state.store
+    max_bytes: int = request.app.state.max_body_bytes
+    kind = None
+    try:
+        kind = otlp.media_type(request.headers.get("content-type"))
+        body = await _read_body(request, max_bytes)
+        encoding = request.headers.get("content-encoding")
+        answer = await run_in_threadpool(_ingest, store, body, kind, encoding, max_bytes)
+    except otlp.OtlpError as exc:
+        content, media = otlp.encode_error(kind, exc.status, exc.message)
+        return Response(content, status_code=exc.status, media_type=media)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    return Response(answer, media_type=kind)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "store": type(request.app.state.store).__name__})
+
+
+def create_app(store: LightningStore, *, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES) -> Starlette:
+    """The store server's ASGI app, serving ``store``."""
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/api/store/{method}", store_endpoint, methods=["POST"]),
+            Route("/v1/traces", traces_endpoint, methods=["POST"]),
+        ]
+    )
+    app.state.store = store
+    app.state.max_body_bytes = max_body_bytes
+    return app
+
+
+def serve_collector(
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    store_url: str | None = None,
+    *,
+    max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
+    log_level: str = "warning",
+) -> None:
+    """Run the store server in the foreground until interrupted (``agent-lightning collector``)."""
+    import uvicorn
+
+    from agl_core.store.http_client import HttpStore
+
+    store = LightningStore(store_url)
+    if isinstance(store, HttpStore):
+        store.close()
+        raise ValueError("the collector needs a local store (sqlite:///…, memory://, postgresql://…), not http://")
+    log.info("collector on http://%s:%d serving %r", host, port, store)
+    try:
+        uvicorn.run(create_app(store, max_body_bytes=max_body_bytes), host=host, port=port, log_level=log_level)
+    finally:
+        store.close()
