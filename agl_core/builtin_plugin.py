@@ -1,1 +1,14 @@
-"""The core's own hookimpls (built-in task sets and agent types are added by their modules)."""
+"""Hookimpls that the core registers for itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agl_core.hookspecs import hookimpl
+
+
+@hookimpl
+def agl_task_sets() -> dict[str, Any]:
+    from agl_core.tasksets import BUILTIN_TASK_SETS
+
+    return dict(BUILTIN_TASK_SETS)

@@ -10,6 +10,7 @@ import os
 import traceback
 from typing import Any, Mapping, Sequence
 
+from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
 from agl_core import semconv
@@ -25,7 +26,7 @@ def _record(name: str, attributes: Mapping[str, Any]) -> None:
         span.set_attributes({k: v for k, v in attributes.items() if v is not None})
 
 
-def _check_reward(value: Any) -> float:
+def check_reward(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     raise ValueError(f"reward must be a finite number, got {value!r}")
@@ -33,7 +34,7 @@ def _check_reward(value: Any) -> float:
 
 def emit_reward(value: float, *, name: str = "reward", attributes: Mapping[str, Any] | None = None) -> float:
     """Record a reward for the current rollout. NaN, inf and non-numbers raise ValueError."""
-    reward = _check_reward(value)
+    reward = check_reward(value)
     _record(
         semconv.SPAN_REWARD,
         {**(attributes or {}), semconv.AGL_REWARD_VALUE: reward, semconv.AGL_REWARD_NAME: name},
@@ -124,6 +125,9 @@ def emit_tool_call(
         span.set_attributes(attrs)
         with suppress_llm_spans():
             kwargs = dict(request)
+            headers = dict(kwargs.pop("extra_headers", None) or {})
+            propagate.inject(headers)  # traceparent + baggage: `serve` joins this trace
+            kwargs["extra_headers"] = headers
             if tools:
                 kwargs["tools"] = list(tools)
             response = client.chat.completions.create(model=model, messages=list(messages), **kwargs)

@@ -36,7 +36,7 @@ def agl_uninstrument() -> None:
 
 @hookspec
 def agl_task_sets() -> dict[str, Callable[[], Any]] | None:
-    """Named task sets: ``{"math": loader}``; a loader returns ``(train, eval)`` lists of `Task`."""
+    """Named task sets: ``{"math": loader}``; ``loader(split, n)`` returns a list of `Task` (split: train/eval)."""
 
 
 @hookspec
@@ -52,3 +52,11 @@ def agl_store_backends() -> dict[str, Any] | None:
 @hookspec
 def agl_agent_types() -> dict[str, Callable[..., Any]] | None:
     """Agent builders by config ``agent.type``: ``{"openai": build}``; ``build(agent_config) -> agent``."""
+
+
+@hookspec
+def agl_cli_commands() -> list[Any] | None:
+    """Click commands a plugin adds to ``agent-lightning`` (e.g. the RL trainer's ``serve``, ``export``).
+
+    A command replaces the core's placeholder of the same name.
+    """

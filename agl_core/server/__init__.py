@@ -1,5 +1,6 @@
 """Store server and OTLP/HTTP collector (``agent-lightning collector``)."""
 
 from agl_core.server.app import create_app, serve_collector
+from agl_core.server.background import BackgroundCollector
 
-__all__ = ["create_app", "serve_collector"]
+__all__ = ["BackgroundCollector", "create_app", "serve_collector"]

@@ -104,6 +104,7 @@ class SqlStore(LightningStore):
         self._sqlite = self._engine.dialect.name == "sqlite"
         # One connection per process is enough for SQLite; serialising here avoids lock churn.
         self._lock = threading.RLock() if self._sqlite else None
+        self._last_sweep = 0.0
         with self._tx() as conn:
             t.metadata.create_all(conn)
 
@@ -180,7 +181,8 @@ class SqlStore(LightningStore):
             return self._open_attempt(conn, row, worker_id)
 
     def dequeue_rollout(self, worker_id: str | None = None) -> AttemptedRollout | None:
-        self.sweep()
+        if time.monotonic() - self._last_sweep > min(1.0, self.heartbeat_timeout / 4):
+            self.sweep()
         with self._tx() as conn:
             query = (
                 sa.select(t.rollouts)
@@ -284,6 +286,7 @@ class SqlStore(LightningStore):
 
     def sweep(self) -> int:
         now = time.time()
+        self._last_sweep = time.monotonic()
         a, r = t.attempts, t.rollouts
         last_sign = sa.func.coalesce(a.c.last_heartbeat, a.c.start_time)
         with self._tx() as conn:

@@ -1,0 +1,129 @@
+"""`Agent`: a small tool-calling agent on the OpenAI chat API, trainable as it is.
+
+``Agent(name, system_prompt, tools=[fn, ...])`` is callable as a runner agent
+(``agent(task, resources) -> reward``): it talks to the rollout's LLM endpoint (else
+``OPENAI_BASE_URL``), runs tool calls as ``execute_tool`` spans, and grades its final answer with
+the task's grader. A `PromptTemplate` resource named after the agent (or ``system_prompt``)
+replaces its system prompt, which is how APO tunes it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Callable, Sequence
+
+from agl_core import semconv
+from agl_core.context import current_resources
+from agl_core.emit import emit_reward, emit_tool_call
+from agl_core.graders import grade
+from agl_core.spans import json_attr
+from agl_core.telemetry import get_tracer
+from agl_core.types import PromptTemplate, Resource
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object"}
+
+
+def tool_schema(fn: Callable[..., Any]) -> dict[str, Any]:
+    """OpenAI function-tool definition from a Python function's signature and docstring."""
+    params = {}
+    required = []
+    for name, param in inspect.signature(fn).parameters.items():
+        params[name] = {"type": _JSON_TYPES.get(param.annotation, "string")}
+        if param.default is inspect.Parameter.empty:
+            required.append(name)
+    return {
+        "type": "function",
+        "function": {
+            "name": fn.__name__,
+            "description": inspect.getdoc(fn) or fn.__name__,
+            "parameters": {"type": "object", "properties": params, "required": required},
+        },
+    }
+
+
+def task_question(task: Any) -> str:
+    if isinstance(task, dict):
+        for key in ("question", "input", "prompt", "query"):
+            if key in task:
+                return str(task[key])
+        return json.dumps(task)
+    return str(task)
+
+
+class Agent:
+    def __init__(
+        self,
+        name: str,
+        system_prompt: str | None = None,
+        tools: Sequence[Callable[..., Any]] = (),
+        *,
+        model: str | None = None,
+        max_turns: int = 4,
+        request: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.system_prompt = system_prompt
+        self.tools = {t.__name__: t for t in tools}
+        self.model = model
+        self.max_turns = max_turns
+        self.request = dict(request or {})
+
+    def prompt(self, resources: dict[str, Resource] | None = None) -> str | None:
+        resources = current_resources() if resources is None else resources
+        for key in (self.name, "system_prompt", "prompt"):
+            found = resources.get(key)
+            if isinstance(found, PromptTemplate):
+                return found.template
+        return self.system_prompt
+
+    def _run_tool(self, call: Any) -> str:
+        name = call.function.name
+        with get_tracer().start_as_current_span(semconv.tool_span_name(name)) as span:
+            span.set_attributes(
+                {
+                    semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                    semconv.GEN_AI_TOOL_NAME: name,
+                    semconv.GEN_AI_TOOL_CALL_ID: call.id or "",
+                    semconv.GEN_AI_TOOL_CALL_ARGUMENTS: call.function.arguments or "",
+                }
+            )
+            try:
+                if name not in self.tools:
+                    raise KeyError(f"unknown tool {name!r}")
+                args = json.loads(call.function.arguments or "{}")
+                result = str(self.tools[name](**args))
+            except Exception as exc:  # the model sees the error and may recover
+                result = f"error: {type(exc).__name__}: {exc}"
+            span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, result)
+            return result
+
+    def run(self, question: str, resources: dict[str, Resource] | None = None) -> str:
+        """Answer one question, calling tools as the model asks; returns the final text."""
+        messages: list[dict[str, Any]] = []
+        system = self.prompt(resources)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": question})
+        tools = [tool_schema(t) for t in self.tools.values()] or None
+        text = ""
+        for _ in range(self.max_turns):
+            response = emit_tool_call(self.model, messages, tools, **self.request)
+            message = response.choices[0].message
+            text = message.content or ""
+            if not message.tool_calls:
+                break
+            messages.append(message.model_dump(exclude_none=True))
+            for call in message.tool_calls:
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": self._run_tool(call)})
+        return text
+
+    def __call__(self, task: Any, resources: dict[str, Resource]) -> float | None:
+        with get_tracer().start_as_current_span(semconv.agent_span_name(self.name)) as span:
+            span.set_attributes({semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: self.name})
+            output = self.run(task_question(task), resources)
+            span.set_attribute(semconv.AGL_ROLLOUT_OUTPUT, json_attr(output))
+        reward = grade(task, output)
+        if reward is not None:
+            emit_reward(reward)
+        return reward

@@ -1,0 +1,158 @@
+"""``agent-lightning``: train, eval, export, serve, dashboard, collector, plugins."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from agl_core import __version__
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _prepare(config_path: str, store: str | None, verbose: bool) -> tuple[Any, Any]:
+    from agl_core.config import ConfigError, load_config
+    from agl_core.logs import setup_logging
+    from agl_core.store import LightningStore
+
+    setup_logging(verbose)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        _fail(str(exc))
+    return config, LightningStore(store or config.store)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="agent-lightning")
+def main() -> None:
+    """Agent Lightning: train any AI agent from its traces."""
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="config.yaml")
+@click.option("--store", default=None, help="Store URL (default: config's store, AGL_STORAGE, or the embedded SQLite).")
+@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in the output directory.")
+@click.option("--dry-run", is_flag=True, help="Validate the config, resolve agent and task sets, print the plan, exit.")
+@click.option("-v", "--verbose", is_flag=True)
+def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verbose: bool) -> None:
+    """Train the agent described by a config file."""
+    from agl_core.algorithm import fit
+    from agl_core.config import ConfigError
+    from agl_core.launch import build_agent, build_algorithm, build_tasks
+
+    config, lstore = _prepare(config_path, store, verbose)
+    try:
+        agent = build_agent(config)
+        train_tasks = build_tasks(config, "train")
+        eval_tasks = build_tasks(config, "eval")
+        if not train_tasks:
+            raise ConfigError("environment.train_tasks: no training tasks (name a task set or a JSONL file)")
+        if dry_run:
+            click.echo(f"agent:      {agent.name} ({config.agent.type}); optimize: {config.agent.optimize or 'all agents'}")
+            click.echo(f"model:      {config.model.endpoint or config.model.path}")
+            click.echo(f"algorithm:  {config.training.algorithm} {config.training.model_dump()}")
+            click.echo(f"tasks:      {len(train_tasks)} train, {len(eval_tasks)} eval")
+            click.echo(f"store:      {lstore.url}")
+            click.echo("dry run: config is valid; nothing was trained")
+            return
+        config.training.resume = resume  # type: ignore[attr-defined]
+        algorithm = build_algorithm(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    summary = fit(algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers)
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command(name="eval")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--checkpoint", default=None, help="A checkpoint directory to evaluate instead of the configured model.")
+@click.option("--store", default=None)
+@click.option("-v", "--verbose", is_flag=True)
+def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: bool) -> None:
+    """Evaluate the agent on the config's eval task set and print a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agl_core.config import ConfigError
+    from agl_core.evaluation import evaluate_config
+
+    config, lstore = _prepare(config_path, store, verbose)
+    try:
+        rows = evaluate_config(config, lstore, checkpoint=checkpoint)
+    except ConfigError as exc:
+        _fail(str(exc))
+    table = Table(title="evaluation")
+    for col in ("task set", "n", "mean reward", "success rate"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["task_set"], str(row["n"]), f"{row['mean_reward']:.3f}", f"{row['success_rate']:.3f}")
+    Console().print(table)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=4318, show_default=True, type=int)
+@click.option("--store", default=None, help="Store URL behind the server (default: the embedded SQLite).")
+def collector(host: str, port: int, store: str | None) -> None:
+    """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces."""
+    from agl_core.server import serve_collector
+
+    serve_collector(host, port, store)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--store", default=None)
+@click.option("--token", default=None, envvar="AGL_DASHBOARD_TOKEN", help="Required when binding beyond loopback.")
+def dashboard(host: str, port: int, store: str | None, token: str | None) -> None:
+    """Runs, reward and loss curves, rollouts and traces in the browser."""
+    from agl_core.dashboard import serve_dashboard
+
+    try:
+        serve_dashboard(host, port, store, token)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+def plugins() -> None:
+    """List the plugins found and whether each framework is installed."""
+    from agl_core.plugin_manager import framework_status, get_plugin_manager, merged
+    from agl_core.tasksets import task_set_names
+
+    for row in framework_status():
+        state = f"installed {row['installed_version']}" if row["installed"] else f"not installed (pip install 'agentlightning[{row.get('extra', row['name'])}]')"
+        click.echo(f"{row['name']:<18} {row['plugin']:<22} {state}")
+    click.echo(f"algorithms:  {', '.join(sorted(merged('agl_algorithms'))) or 'none'}")
+    click.echo(f"task sets:   {', '.join(task_set_names())}")
+    click.echo(f"plugins:     {', '.join(name for name, _ in get_plugin_manager().list_name_plugin())}")
+
+
+def _placeholder(name: str, extra: str, help_text: str) -> click.Command:
+    @click.command(name=name, help=help_text, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        _fail(f"'agent-lightning {name}' needs the trainer: pip install 'agentlightning[{extra}]'")
+
+    return command
+
+
+def _add_plugin_commands() -> None:
+    from agl_core.plugin_manager import get_plugin_manager
+
+    main.add_command(_placeholder("serve", "rl", "Serve a model as an OpenAI-compatible endpoint that records token ids."))
+    main.add_command(_placeholder("export", "rl", "Export a run: hf, lora, prompt or traces-jsonl."))
+    for commands in get_plugin_manager().hook.agl_cli_commands():
+        for command in commands or []:
+            main.add_command(command)
+
+
+_add_plugin_commands()

@@ -1,0 +1,70 @@
+"""From a `Config` to the things that run: the agent, the task sets, the algorithm."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from agl_core.agent import Agent
+from agl_core.algorithm import Algorithm
+from agl_core.config import Config, ConfigError
+from agl_core.plugin_manager import merged
+from agl_core.runner import RolloutAgent, as_agent
+from agl_core.tasksets import load_tasks
+from agl_core.types import Task
+
+
+def import_object(spec: str, base_dir: Any = None) -> Any:
+    """``module:attr`` (or ``path/to/file.py:attr``) → the object."""
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigError(f"expected 'module:attribute', got {spec!r}")
+    if base_dir is not None and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name.removesuffix(".py").replace("/", "."))
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} for {spec!r}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"{module_name!r} has no attribute {attr!r}") from None
+
+
+def build_agent(config: Config) -> RolloutAgent:
+    agent = config.agent
+    if agent.type == "openai":
+        return as_agent(Agent(agent.name, agent.system_prompt, model=config.model.name))
+    if agent.type == "python":
+        return RolloutAgent(fn=as_agent(import_object(agent.entrypoint or "", config.base_dir)), name=agent.name)
+    if agent.type == "command":
+        from agl_core.program import CommandAgent
+
+        reward = import_object(agent.reward, config.base_dir) if agent.reward else None
+        return as_agent(CommandAgent(agent.name, agent.command or "", reward=reward, cwd=config.base_dir))
+    builders = merged("agl_agent_types")
+    if agent.type in builders:
+        return as_agent(builders[agent.type](agent))
+    raise ConfigError(f"agent.type: unknown agent type {agent.type!r}")
+
+
+def build_tasks(config: Config, split: str) -> list[Task]:
+    spec = config.environment.train_tasks if split == "train" else config.environment.eval_tasks
+    if not spec:
+        return []
+    try:
+        return load_tasks(spec, split, base_dir=config.base_dir)
+    except ValueError as exc:
+        raise ConfigError(f"environment.{split}_tasks: {exc}") from None
+
+
+def build_algorithm(config: Config) -> Algorithm:
+    name = config.training.algorithm
+    factories = merged("agl_algorithms")
+    if name not in factories:
+        hint = {"grpo": "rl", "rloo": "rl", "sft": "rl", "apo": "apo"}.get(name)
+        extra = f" (pip install 'agentlightning[{hint}]')" if hint else ""
+        known = ", ".join(sorted(factories)) or "none installed"
+        raise ConfigError(f"training.algorithm: {name!r} is not available{extra}; available: {known}")
+    return factories[name](config)

@@ -1,0 +1,121 @@
+"""Task sets: built-in ones (``math``, ``coding``, ``reasoning``), plugin ones, or JSONL files.
+
+A task's input is a dict the agent receives as-is; graded sets carry ``question``, ``answer``
+(or ``tests``) and ``grader`` (see `agl_core.graders`). Built-in sets are generated from fixed
+seeds, so train and eval never overlap and every run sees the same tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+from agl_core.plugin_manager import merged
+from agl_core.types import Task
+
+Split = str  # "train" | "eval"
+
+
+def _math(split: Split, n: int) -> list[Task]:
+    rng = random.Random(1000 if split == "train" else 2000)
+    seen: set[str] = set()
+    tasks = []
+    while len(tasks) < n:
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        op = rng.choice("+-*")
+        question = f"What is {a} {op} {b}?"
+        # train and eval come from disjoint halves of the operand space
+        if (a % 2 == 0) != (split == "train") or question in seen:
+            continue
+        seen.add(question)
+        answer = {"+": a + b, "-": a - b, "*": a * b}[op]
+        tasks.append(Task(task_id=f"math-{split}-{len(tasks)}", input={"question": question, "answer": answer, "grader": "numeric"}))
+    return tasks
+
+
+def _reasoning(split: Split, n: int) -> list[Task]:
+    rng = random.Random(3000 if split == "train" else 4000)
+    names = ["Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana"]
+    tasks = []
+    for i in range(n):
+        kind = i % 2
+        if kind == 0:
+            start, step = rng.randint(1, 20), rng.randint(2, 9)
+            seq = [start + step * k for k in range(4)]
+            question = f"What number comes next: {', '.join(map(str, seq))}, ?"
+            answer: Any = start + step * 4
+            grader = "numeric"
+        else:
+            a, b = rng.sample(names, 2)
+            ages = rng.sample(range(10, 60), 2)
+            question = f"{a} is {ages[0]} years old and {b} is {ages[1]}. Who is older? Answer with the name."
+            answer = a if ages[0] > ages[1] else b
+            grader = "contains"
+        tasks.append(Task(task_id=f"reasoning-{split}-{i}", input={"question": question, "answer": answer, "grader": grader}))
+    return tasks
+
+
+_CODING = [
+    ("add", "Write a Python function add(a, b) that returns a + b.", "assert add(2, 3) == 5\nassert add(-1, 1) == 0"),
+    ("is_even", "Write a Python function is_even(n) returning True when n is even.", "assert is_even(4)\nassert not is_even(7)"),
+    ("reverse", "Write a Python function reverse(s) that returns the string s reversed.", "assert reverse('abc') == 'cba'\nassert reverse('') == ''"),
+    ("maximum", "Write a Python function maximum(xs) returning the largest item of a non-empty list.", "assert maximum([3, 9, 2]) == 9\nassert maximum([-5]) == -5"),
+    ("count_vowels", "Write a Python function count_vowels(s) counting the letters aeiou (any case) in s.", "assert count_vowels('Hello') == 2\nassert count_vowels('xyz') == 0"),
+    ("factorial", "Write a Python function factorial(n) for n >= 0.", "assert factorial(0) == 1\nassert factorial(5) == 120"),
+    ("fib", "Write a Python function fib(n) returning the n-th Fibonacci number with fib(0)=0, fib(1)=1.", "assert fib(0) == 0\nassert fib(10) == 55"),
+    ("is_palindrome", "Write a Python function is_palindrome(s) that ignores case.", "assert is_palindrome('Level')\nassert not is_palindrome('abc')"),
+    ("square_all", "Write a Python function square_all(xs) returning the list of squares.", "assert square_all([1, 2, 3]) == [1, 4, 9]"),
+    ("word_count", "Write a Python function word_count(s) returning the number of whitespace-separated words.", "assert word_count('a b  c') == 3\nassert word_count('') == 0"),
+    ("clamp", "Write a Python function clamp(x, lo, hi) limiting x to [lo, hi].", "assert clamp(5, 0, 3) == 3\nassert clamp(-1, 0, 3) == 0\nassert clamp(2, 0, 3) == 2"),
+    ("unique", "Write a Python function unique(xs) returning the items of xs without duplicates, in first-seen order.", "assert unique([1, 2, 1, 3, 2]) == [1, 2, 3]"),
+]
+
+
+def _coding(split: Split, n: int) -> list[Task]:
+    half = len(_CODING) // 2
+    chosen = _CODING[:half] if split == "train" else _CODING[half:]
+    return [
+        Task(task_id=f"coding-{name}", input={"question": prompt, "tests": tests, "grader": "python_tests"})
+        for name, prompt, tests in chosen[:n]
+    ]
+
+
+BUILTIN_TASK_SETS: dict[str, Callable[[Split, int], list[Task]]] = {
+    "math": _math,
+    "reasoning": _reasoning,
+    "coding": _coding,
+}
+
+
+def load_jsonl(path: Path) -> list[Task]:
+    """One task per line: a JSON object (the agent's input); ``id``/``task_id`` name it."""
+    tasks = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{lineno}: not JSON ({exc})") from None
+            task_id = str(data.get("task_id") or data.get("id") or f"{path.stem}-{lineno}") if isinstance(data, dict) else f"{path.stem}-{lineno}"
+            tasks.append(Task(task_id=task_id, input=data))
+    return tasks
+
+
+def task_set_names() -> list[str]:
+    return sorted(merged("agl_task_sets"))
+
+
+def load_tasks(spec: str, split: Split = "train", *, n: int = 256, base_dir: Path | str = ".") -> list[Task]:
+    """Tasks from a registered task-set name or a JSONL path (relative to `base_dir`)."""
+    task_sets = merged("agl_task_sets")  # the built-in ones come through the core's own plugin
+    if spec in task_sets:
+        return list(task_sets[spec](split, n))
+    path = Path(spec).expanduser()
+    path = path if path.is_absolute() else Path(base_dir) / path
+    if path.is_file():
+        return load_jsonl(path)
+    raise ValueError(f"unknown task set {spec!r}: not one of {task_set_names()} and no such file {path}")
