@@ -1,0 +1,44 @@
+"""Normalises the GenAI spans AutoGen emits natively so they read like every other plugin's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from agl_core import semconv
+
+#: Instrumentation scope of autogen-core's `invoke_agent` / `execute_tool` / `create_agent` spans.
+AUTOGEN_GENAI_SCOPE = "autogen-core"
+_DEPRECATED_SYSTEM = "gen_ai.system"
+
+
+class AutoGenSpanProcessor(SpanProcessor):
+    """On start of an autogen-core GenAI span: fill the current GenAI attribute names.
+
+    autogen-core 0.7 writes the deprecated ``gen_ai.system``; the contract reads
+    ``gen_ai.provider.name``. Agent and tool names are also recovered from the span name
+    when an attribute is missing. SDK providers cannot drop a processor, so uninstrumenting
+    switches this one off instead.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+
+    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+        if not self.enabled or span.instrumentation_scope is None:
+            return
+        if span.instrumentation_scope.name != AUTOGEN_GENAI_SCOPE:
+            return
+        attrs = span.attributes or {}
+        if _DEPRECATED_SYSTEM in attrs and semconv.GEN_AI_PROVIDER_NAME not in attrs:
+            span.set_attribute(semconv.GEN_AI_PROVIDER_NAME, attrs[_DEPRECATED_SYSTEM])
+        op, _, subject = span.name.partition(" ")
+        if op == semconv.OP_INVOKE_AGENT and subject and semconv.GEN_AI_AGENT_NAME not in attrs:
+            span.set_attribute(semconv.GEN_AI_AGENT_NAME, subject)
+        if op == semconv.OP_EXECUTE_TOOL and subject and semconv.GEN_AI_TOOL_NAME not in attrs:
+            span.set_attribute(semconv.GEN_AI_TOOL_NAME, subject)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
