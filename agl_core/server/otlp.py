@@ -107,9 +107,9 @@ def _any_value(value: Any) -> Any:
     if which == "kvlist_value":
         return _attributes(raw.values)
     if which == "bytes_value":
-        return raw.hex()  # as OTLP/JSON writes bytes
+        return base64.b64encode(raw).decode("ascii")  # as OTLP/JSON writes bytes
     if which == "double_value" and not math.isfinite(raw):
-        return None
+        return "NaN" if math.isnan(raw) else ("Infinity" if raw > 0 else "-Infinity")
     return raw
 
 
