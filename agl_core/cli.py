@@ -123,6 +123,27 @@ def dashboard(host: str, port: int, store: str | None, token: str | None) -> Non
 
 
 @main.command()
+@click.option("--run", "run", required=True, help="Run directory (or run id) to export from.")
+@click.option("--format", "fmt", required=True, help="hf, lora, prompt or traces-jsonl (formats come from plugins).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--store", default=None)
+def export(run: str, fmt: str, out: str, store: str | None) -> None:
+    """Export a run's model, adapter, best prompt or traces."""
+    from agl_core.plugin_manager import merged
+    from agl_core.store import LightningStore
+
+    exporters = merged("agl_exporters")
+    if fmt not in exporters:
+        hint = {"hf": "rl", "lora": "rl", "prompt": "apo"}.get(fmt)
+        extra = f" (pip install 'agentlightning[{hint}]')" if hint else ""
+        _fail(f"unknown export format {fmt!r}{extra}; available: {', '.join(sorted(exporters))}")
+    try:
+        click.echo(exporters[fmt](run=run, out=out, store=LightningStore(store)))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
 def plugins() -> None:
     """List the plugins found and whether each framework is installed."""
     from agl_core.plugin_manager import framework_status, get_plugin_manager, merged
@@ -149,7 +170,6 @@ def _add_plugin_commands() -> None:
     from agl_core.plugin_manager import get_plugin_manager
 
     main.add_command(_placeholder("serve", "rl", "Serve a model as an OpenAI-compatible endpoint that records token ids."))
-    main.add_command(_placeholder("export", "rl", "Export a run: hf, lora, prompt or traces-jsonl."))
     for commands in get_plugin_manager().hook.agl_cli_commands():
         for command in commands or []:
             main.add_command(command)

@@ -60,3 +60,11 @@ def agl_cli_commands() -> list[Any] | None:
 
     A command replaces the core's placeholder of the same name.
     """
+
+
+@hookspec
+def agl_exporters() -> dict[str, Callable[..., Any]] | None:
+    """``agent-lightning export`` formats: ``{"hf": fn}``; ``fn(run, out, store) -> str`` (what was written).
+
+    `run` is a run directory or run id as the user gave it; `out` the output directory.
+    """
