@@ -233,3 +233,45 @@ def test_malformed_bodies_are_refused_and_the_server_keeps_answering(collector, 
         f"{collector.url}/v1/traces", content=_protobuf_request([b"\x09" * 8]), headers={"content-type": "application/x-protobuf"}
     )
     assert ok.status_code == 200
+
+
+def test_agent_lightning_collector_command(tmp_path):
+    """The CLI command itself, as a separate process, fed by the stock exporter."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.fixtures.scripted_openai import free_port
+
+    port = free_port()
+    db = tmp_path / "cli.db"
+    cli = Path(sys.executable).with_name("agent-lightning")
+    env = {**os.environ, "AGL_HOME": str(tmp_path / "home")}
+    server = subprocess.Popen(
+        [str(cli), "collector", "--host", "127.0.0.1", "--port", str(port), "--store", f"sqlite:///{db}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "collector did not start"
+            time.sleep(0.1)
+        expected = _traced({semconv.AGL_ROLLOUT_ID: "ro-cli"}, None, OTLPSpanExporter(endpoint=f"{url}/v1/traces"))
+        with LightningStore(url) as remote:
+            _assert_same(remote.query_spans("ro-cli"), expected)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    with SqlStore(f"sqlite:///{db}") as local:
+        _assert_same(local.query_spans("ro-cli"), expected)
