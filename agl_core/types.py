@@ -113,15 +113,17 @@ class LLMEndpoint(BaseModel):
     api_key: str | None = None
     sampling_parameters: dict[str, Any] = Field(default_factory=dict)
     policy_version: int | None = None
+    #: True when the server is our own `serve`, which accepts rollout-scoped base URLs.
+    rollout_scoped: bool = False
 
     def base_url(self, rollout_id: str | None = None, attempt_id: str | None = None) -> str:
-        """The endpoint, scoped to a rollout when the server is our own `serve`.
+        """The endpoint, scoped to the rollout when the server supports it (`rollout_scoped`).
 
         Calls to the rollout-scoped URL are attributed to the rollout even when the agent is
         not instrumented at all.
         """
         root = self.endpoint.rstrip("/")
-        if rollout_id and attempt_id and root.endswith("/v1"):
+        if self.rollout_scoped and rollout_id and attempt_id and root.endswith("/v1"):
             return f"{root[:-3]}/rollout/{rollout_id}/attempt/{attempt_id}/v1"
         return root
 

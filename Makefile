@@ -1,0 +1,15 @@
+# The two commands of the README: `make demo` (install + the main job) and `make test`.
+.PHONY: setup demo test bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/python -m examples.demo
+
+test: setup
+	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: browser tests will be skipped"
+	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	.venv/bin/python benchmarks/run_all.py
