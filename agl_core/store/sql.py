@@ -145,7 +145,8 @@ class SqlStore(LightningStore):
 
     def enqueue_rollouts(self, items: Sequence[dict[str, Any]]) -> list[Rollout]:
         now = time.time()
-        rows = [self._rollout_row(dict(item), now) for item in items]
+        # distinct creation times keep FIFO order exact on every backend
+        rows = [self._rollout_row(dict(item), now + i * 1e-6) for i, item in enumerate(items)]
         if rows:
             with self._tx() as conn:
                 conn.execute(t.rollouts.insert(), rows)
