@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agl_core import semconv
+
+log = logging.getLogger("agentlightning")
 
 #: Instrumentation scope of autogen-core's `invoke_agent` / `execute_tool` / `create_agent` spans.
 AUTOGEN_GENAI_SCOPE = "autogen-core"
@@ -27,6 +30,13 @@ class AutoGenSpanProcessor(SpanProcessor):
         self.enabled = False
 
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+        # the SDK calls processors inline: an exception here would surface in the agent's code
+        try:
+            self._tag(span, parent_context)
+        except Exception:
+            log.debug("could not tag span %s", getattr(span, "name", "?"), exc_info=True)
+
+    def _tag(self, span: Any, parent_context: otel_context.Context | None) -> None:
         if not self.enabled or span.instrumentation_scope is None:
             return
         if span.instrumentation_scope.name != AUTOGEN_GENAI_SCOPE:

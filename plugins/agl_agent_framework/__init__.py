@@ -1,0 +1,1 @@
+"""Agent Lightning plugin for Microsoft Agent Framework (see `agl_agent_framework.instrumentor`)."""
