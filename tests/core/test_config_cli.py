@@ -1,0 +1,86 @@
+"""config.yaml validation and the CLI's behaviour without a trainer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agl_core.config import ConfigError, load_config, parse_config
+from agl_core.tasksets import load_tasks
+
+CLI = [sys.executable, "-m", "agl_core.cli"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=os.environ.copy())
+
+
+def test_errors_name_the_field_path() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"training": {"batch_size": "eight", "episodes": 0}, "agent": {"type": "magic"}, "bogus": 1})
+    text = str(info.value)
+    assert "training.batch_size" in text and "'eight'" in text
+    assert "training.episodes" in text and "agent.type" in text and "bogus" in text
+
+
+def test_sections_and_extras(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("agent: {name: a, type: python, entrypoint: m:f, optimize: [writer]}\ntraining: {algorithm: grpo, group_size: 8}\n")
+    config = load_config(tmp_path / "c.yaml")
+    assert config.agent.optimize == ["writer"] and config.training.group_size == 8  # type: ignore[attr-defined]
+    assert config.base_dir == tmp_path.resolve()
+
+
+def test_task_sets_are_deterministic_and_disjoint(tmp_path: Path) -> None:
+    train, evals = load_tasks("math", "train", n=100), load_tasks("math", "eval", n=100)
+    assert load_tasks("math", "train", n=100) == train
+    assert not {t.input["question"] for t in train} & {t.input["question"] for t in evals}
+    (tmp_path / "t.jsonl").write_text('{"id": "a", "question": "1+1?", "answer": 2}\n\n{"question": "2+2?", "answer": 4}\n')
+    tasks = load_tasks("t.jsonl", base_dir=tmp_path)
+    assert [t.task_id for t in tasks] == ["a", "t-3"] and tasks[1].input["answer"] == 4
+    with pytest.raises(ValueError, match="unknown task set"):
+        load_tasks("nope")
+
+
+def test_graders() -> None:
+    from agl_core.graders import grade
+
+    assert grade({"answer": 42}, "so it is 42.") == 1.0
+    assert grade({"answer": 42}, "41") == 0.0
+    assert grade({"answer": "Ada", "grader": "contains"}, "I think ada is older") == 1.0
+    code = "```python\ndef add(a, b):\n    return a + b\n```"
+    assert grade({"tests": "assert add(1, 2) == 3"}, code) == 1.0
+    assert grade({"tests": "assert add(1, 2) == 4"}, code) == 0.0
+    assert grade("free text", "x") is None
+
+
+def test_cli_version_plugins_and_bad_config(tmp_path: Path) -> None:
+    assert "agent-lightning" in run_cli("--version").stdout
+    out = run_cli("plugins").stdout
+    assert "task sets:" in out and "math" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {batch_size: eight}\nenvironment: {train_tasks: math}\n")
+    result = run_cli("train", "--config", str(bad), "--dry-run")
+    assert result.returncode == 2 and "training.batch_size" in result.stderr and "Traceback" not in result.stderr
+    missing = run_cli("train", "--config", str(tmp_path / "none.yaml"), "--dry-run")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_cli_export_traces_jsonl(tmp_path: Path) -> None:
+    import agentlightning as agl
+    from agl_core.types import Run
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = agl.LightningStore(url)
+    store.upsert_run(Run(run_id="run-x", algorithm="grpo"))
+    store.enqueue_rollout({"q": 1}, run_id="run-x")
+    result = run_cli("export", "--run", "run-x", "--format", "traces-jsonl", "--out", str(tmp_path / "out"), "--store", url)
+    assert result.returncode == 0, result.stderr
+    [line] = (tmp_path / "out" / "traces.jsonl").read_text().splitlines()
+    assert json.loads(line)["rollout"]["input"] == {"q": 1}
+    unknown = run_cli("export", "--run", "run-x", "--format", "onnx", "--out", str(tmp_path / "o2"), "--store", url)
+    assert unknown.returncode == 2 and "unknown export format" in unknown.stderr
