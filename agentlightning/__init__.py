@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agl_core import __version__
+from agl_core.agent import Agent
 from agl_core.adapters import rollout_triplets, spans_to_messages, spans_to_triplets
 from agl_core.context import current_resources, current_rollout
 from agl_core.emit import (
@@ -20,7 +21,9 @@ from agl_core.emit import (
     emit_tool_call,
 )
 from agl_core.plugin_manager import instrument, uninstrument
+from agl_core.runner import Runner, rollout
 from agl_core.store import LightningStore
+from agl_core.tasksets import load_tasks
 from agl_core.telemetry import configure, flush
 from agl_core.tracer import tracer
 from agl_core.types import (
@@ -36,6 +39,15 @@ from agl_core.types import (
 
 __all__ = [
     "__version__",
+    "Agent",
+    "Runner",
+    "load_tasks",
+    "rollout",
+    "GRPOTrainer",
+    "RLOOTrainer",
+    "SFTTrainer",
+    "RLConfig",
+    "SFTConfig",
     "Attempt",
     "LLMEndpoint",
     "LightningStore",
@@ -62,3 +74,24 @@ __all__ = [
     "uninstrument",
     "tracer",
 ]
+
+#: Trainer names resolved on first use, so that the base install never imports torch.
+_TRAINERS = {
+    "GRPOTrainer": "agl_trl",
+    "RLOOTrainer": "agl_trl",
+    "SFTTrainer": "agl_trl",
+    "RLConfig": "agl_trl",
+    "SFTConfig": "agl_trl",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _TRAINERS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentlightning' has no attribute {name!r}")
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(f"{name} needs the RL trainer ({exc.name} is missing): pip install 'agentlightning[rl]'") from None
