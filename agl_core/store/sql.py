@@ -36,6 +36,51 @@ from agl_core.types import (
 
 _ROLLOUT_COLUMNS = [c.name for c in t.rollouts.columns]
 
+# The statements of the rollout cycle, built once: building a SQLAlchemy expression costs several
+# times more than running it on SQLite. Bind parameters are prefixed ``b_`` so they never clash
+# with the column names that ``insert``/``update`` reserve.
+_b = sa.bindparam
+_CLAIM = (
+    sa.select(t.rollouts)
+    .where(t.rollouts.c.status.in_(["queuing", "requeuing"]))
+    .order_by(t.rollouts.c.created_at)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_MARK_RUNNING = (
+    t.rollouts.update()
+    .where(t.rollouts.c.rollout_id == _b("b_rid"))
+    .values(status="running", num_attempts=_b("b_seq"), updated_at=_b("b_now"))
+)
+_SELECT_ROLLOUT = sa.select(t.rollouts).where(t.rollouts.c.rollout_id == _b("b_rid"))
+_SETTLE_ROLLOUT = (
+    t.rollouts.update()
+    .where(t.rollouts.c.rollout_id == _b("b_rid"))
+    .values(status=_b("b_status"), updated_at=_b("b_now"))
+)
+_SUCCEED_ROLLOUT = (
+    t.rollouts.update()
+    .where(t.rollouts.c.rollout_id == _b("b_rid"))
+    .values(status="succeeded", final_reward=_b("b_reward"), updated_at=_b("b_now"))
+)
+_SELECT_ATTEMPT = sa.select(t.attempts).where(
+    t.attempts.c.attempt_id == _b("b_aid"), t.attempts.c.rollout_id == _b("b_rid")
+)
+_END_ATTEMPT = (
+    t.attempts.update()
+    .where(t.attempts.c.attempt_id == _b("b_aid"))
+    .values(status=_b("b_status"), end_time=_b("b_now"), error=_b("b_error"))
+)
+_BEAT_ATTEMPT = t.attempts.update().where(t.attempts.c.attempt_id == _b("b_aid")).values(last_heartbeat=_b("b_now"))
+_LAST_REWARD = (
+    sa.select(t.spans.c.attributes)
+    .where(t.spans.c.rollout_id == _b("b_rid"), t.spans.c.name == semconv.SPAN_REWARD)
+    .order_by(t.spans.c.end_time.desc(), t.spans.c.sequence_id.desc())
+    .limit(1)
+)
+_LAST_ATTEMPT_REWARD = _LAST_REWARD.where(t.spans.c.attempt_id == _b("b_aid"))
+_INSERT_ROLLOUT, _INSERT_ATTEMPT, _INSERT_SPAN = t.rollouts.insert(), t.attempts.insert(), t.spans.insert()
+
 
 def _engine_for(url: str) -> sa.Engine:
     if url.startswith("memory:"):
@@ -149,7 +194,7 @@ class SqlStore(LightningStore):
         rows = [self._rollout_row(dict(item), now + i * 1e-6) for i, item in enumerate(items)]
         if rows:
             with self._tx() as conn:
-                conn.execute(t.rollouts.insert(), rows)
+                conn.execute(_INSERT_ROLLOUT, rows)
         return [Rollout(**row) for row in rows]
 
     def _open_attempt(self, conn: sa.Connection, row: dict[str, Any], worker_id: str | None) -> AttemptedRollout:
@@ -164,12 +209,8 @@ class SqlStore(LightningStore):
             start_time=now,
             last_heartbeat=now,
         )
-        conn.execute(t.attempts.insert(), [attempt.model_dump()])
-        conn.execute(
-            t.rollouts.update()
-            .where(t.rollouts.c.rollout_id == row["rollout_id"])
-            .values(status="running", num_attempts=sequence, updated_at=now)
-        )
+        conn.execute(_INSERT_ATTEMPT, [attempt.model_dump()])
+        conn.execute(_MARK_RUNNING, {"b_rid": row["rollout_id"], "b_seq": sequence, "b_now": now})
         row = {**row, "status": "running", "num_attempts": sequence, "updated_at": now}
         return AttemptedRollout(**row, attempt=attempt)
 
@@ -178,49 +219,27 @@ class SqlStore(LightningStore):
     ) -> AttemptedRollout:
         row = self._rollout_row(dict(input=input, mode=mode, **kwargs), time.time())
         with self._tx() as conn:
-            conn.execute(t.rollouts.insert(), [row])
+            conn.execute(_INSERT_ROLLOUT, [row])
             return self._open_attempt(conn, row, worker_id)
 
     def dequeue_rollout(self, worker_id: str | None = None) -> AttemptedRollout | None:
         if time.monotonic() - self._last_sweep > min(1.0, self.heartbeat_timeout / 4):
             self.sweep()
         with self._tx() as conn:
-            query = (
-                sa.select(t.rollouts)
-                .where(t.rollouts.c.status.in_(["queuing", "requeuing"]))
-                .order_by(t.rollouts.c.created_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_CLAIM).mappings().first()
             if row is None:
                 return None
             return self._open_attempt(conn, dict(row), worker_id)
 
     def _get_attempt(self, conn: sa.Connection, rollout_id: str, attempt_id: str) -> dict[str, Any]:
-        row = (
-            conn.execute(
-                sa.select(t.attempts).where(
-                    t.attempts.c.attempt_id == attempt_id, t.attempts.c.rollout_id == rollout_id
-                )
-            )
-            .mappings()
-            .first()
-        )
+        row = conn.execute(_SELECT_ATTEMPT, {"b_aid": attempt_id, "b_rid": rollout_id}).mappings().first()
         if row is None:
             raise StoreError(f"no attempt {attempt_id!r} of rollout {rollout_id!r}")
         return dict(row)
 
     def _last_reward(self, conn: sa.Connection, rollout_id: str, attempt_id: str | None) -> float | None:
-        query = (
-            sa.select(t.spans.c.attributes)
-            .where(t.spans.c.rollout_id == rollout_id, t.spans.c.name == semconv.SPAN_REWARD)
-            .order_by(t.spans.c.end_time.desc(), t.spans.c.sequence_id.desc())
-            .limit(1)
-        )
-        if attempt_id is not None:
-            query = query.where(t.spans.c.attempt_id == attempt_id)
-        attrs = conn.execute(query).scalar()
+        query = _LAST_REWARD if attempt_id is None else _LAST_ATTEMPT_REWARD
+        attrs = conn.execute(query, {"b_rid": rollout_id, "b_aid": attempt_id}).scalar()
         return _finite_reward((attrs or {}).get(semconv.AGL_REWARD_VALUE))
 
     def _finish_attempt(
@@ -231,31 +250,22 @@ class SqlStore(LightningStore):
         *,
         reward: float | None = None,
         error: str | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Ends the attempt, settles or requeues its rollout; returns the attempt as now stored."""
         now = time.time()
-        conn.execute(
-            t.attempts.update()
-            .where(t.attempts.c.attempt_id == attempt["attempt_id"])
-            .values(status=status, end_time=now, error=error)
-        )
-        rollout = conn.execute(
-            sa.select(t.rollouts).where(t.rollouts.c.rollout_id == attempt["rollout_id"])
-        ).mappings().one()
+        rid, aid = attempt["rollout_id"], attempt["attempt_id"]
+        conn.execute(_END_ATTEMPT, {"b_aid": aid, "b_status": status, "b_now": now, "b_error": error})
+        ended = {**attempt, "status": status, "end_time": now, "error": error}
+        rollout = conn.execute(_SELECT_ROLLOUT, {"b_rid": rid}).mappings().one()
         if rollout["status"] in TERMINAL_ROLLOUT_STATUSES:
-            return  # a late report for a rollout already settled (e.g. cancelled) changes nothing
-        values: dict[str, Any] = {"updated_at": now}
+            return ended  # a late report for a rollout already settled (e.g. cancelled) changes nothing
         if status == "succeeded":
-            values["status"] = "succeeded"
-            values["final_reward"] = (
-                reward if reward is not None else self._last_reward(conn, attempt["rollout_id"], attempt["attempt_id"])
-            )
-        elif rollout["num_attempts"] < rollout["max_attempts"]:
-            values["status"] = "requeuing"
+            final = reward if reward is not None else self._last_reward(conn, rid, aid)
+            conn.execute(_SUCCEED_ROLLOUT, {"b_rid": rid, "b_reward": final, "b_now": now})
         else:
-            values["status"] = "failed"
-        conn.execute(
-            t.rollouts.update().where(t.rollouts.c.rollout_id == attempt["rollout_id"]).values(**values)
-        )
+            settled = "requeuing" if rollout["num_attempts"] < rollout["max_attempts"] else "failed"
+            conn.execute(_SETTLE_ROLLOUT, {"b_rid": rid, "b_status": settled, "b_now": now})
+        return ended
 
     def update_attempt(
         self,
@@ -273,14 +283,12 @@ class SqlStore(LightningStore):
         with self._tx() as conn:
             attempt = self._get_attempt(conn, rollout_id, attempt_id)
             if status in (None, "running"):
-                conn.execute(
-                    t.attempts.update()
-                    .where(t.attempts.c.attempt_id == attempt_id)
-                    .values(last_heartbeat=time.time())
-                )
+                now = time.time()
+                conn.execute(_BEAT_ATTEMPT, {"b_aid": attempt_id, "b_now": now})
+                attempt["last_heartbeat"] = now
             elif attempt["status"] == "running":
-                self._finish_attempt(conn, attempt, status, reward=reward, error=error)
-            return Attempt(**self._get_attempt(conn, rollout_id, attempt_id))
+                attempt = self._finish_attempt(conn, attempt, status, reward=reward, error=error)
+            return Attempt(**attempt)
 
     def heartbeat(self, rollout_id: str, attempt_id: str) -> None:
         self.update_attempt(rollout_id, attempt_id, "running")
@@ -465,7 +473,7 @@ class SqlStore(LightningStore):
             s.rollout_id for s in spans if s.rollout_id and s.name == semconv.SPAN_REWARD
         }
         with self._tx() as conn:
-            conn.execute(t.spans.insert(), rows)
+            conn.execute(_INSERT_SPAN, rows)
             if late_rewards:
                 # Rewards exported after their rollout succeeded still settle its final reward.
                 settled = conn.execute(
