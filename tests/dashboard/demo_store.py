@@ -30,8 +30,8 @@ def _messages(role: str, text: str) -> str:
 
 def trace_spans(rollout_id: str, attempt_id: str, reward: float, t0: float, index: int) -> list[Span]:
     """The spans of one solver rollout: agent → LLM call → tool → LLM call, then its reward."""
-    trace = f"{index:032x}"
-    ids = [f"{index:08x}{n:08x}" for n in range(5)]
+    trace = f"{index + 1:032x}"  # OTel ids are never all zeros
+    ids = [f"{index + 1:08x}{n:08x}" for n in range(5)]
     common = {semconv.AGL_ROLLOUT_ID: rollout_id, semconv.AGL_ATTEMPT_ID: attempt_id}
 
     def span(n: int, parent: int | None, start: float, end: float, attrs: dict) -> Span:
@@ -101,7 +101,7 @@ def build_demo_store(store: LightningStore) -> dict[str, list[str]]:
             store.update_attempt(claimed.rollout_id, claimed.attempt.attempt_id, "failed", error="tool crashed")
             continue
         reward = 1.0 if i % 3 else 0.0
-        store.add_spans(trace_spans(claimed.rollout_id, claimed.attempt.attempt_id, reward, t0 + i * 5, i + 1))
+        store.add_spans(trace_spans(claimed.rollout_id, claimed.attempt.attempt_id, reward, t0 + i * 5, i))
         store.update_attempt(claimed.rollout_id, claimed.attempt.attempt_id, "succeeded")
     store.upsert_run(Run(run_id=RUN_ID, algorithm="grpo", status="finished", config={"lr": 1e-5, "group_size": 4}))
 

@@ -19,11 +19,16 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
+}
+
+/* Replace `el`'s content; like h(), skips null children and flattens arrays. */
+function mount(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 async function api(path, params = {}) {
@@ -104,7 +109,7 @@ async function viewRuns(main, params, serial) {
   const offset = +params.offset || 0;
   const [summary, page] = await Promise.all([api("summary"), api("runs", { limit: PAGE, offset })]);
   const r = summary.rollouts;
-  main.replaceChildren(
+  mount(main,
     h("div", { class: "stats" },
       stat("runs", summary.runs),
       stat("rollouts succeeded", r.succeeded.toLocaleString(), "ok"),
@@ -145,14 +150,14 @@ async function viewRun(main, runId, serial) {
   const series = {}; // key -> [[step, value]]
   const charts = new Map(); // group title -> chart
   const grid = h("div", { class: "charts", id: "charts" });
-  const slider = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: 0.6, id: "smoothing" });
+  const slider = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: 0.5, id: "smoothing" });
   const sliderValue = h("span", { class: "mono" }, slider.value);
   const statusEl = h("span", {}, badge(run.status));
   const stepsEl = h("span", {}, run.steps);
   const liveEl = h("span", { class: "live", hidden: run.status !== "running" }, "● live");
   slider.addEventListener("input", () => { sliderValue.textContent = slider.value; draw(); });
 
-  main.replaceChildren(
+  mount(main,
     h("div", { class: "crumbs" }, h("a", { href: "#/runs" }, "Runs"), " / ", h("span", { class: "mono" }, run.run_id)),
     h("div", { class: "run-head" },
       h("h1", {}, run.run_id, " ", liveEl),
@@ -208,7 +213,7 @@ async function viewRollouts(main, params) {
     name, placeholder, value: filters[name],
     onchange: (e) => go({ [name]: e.target.value.trim() }),
   });
-  main.replaceChildren(
+  mount(main,
     h("h1", {}, "Rollouts"),
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
       select("status", ["", "queuing", "running", "succeeded", "failed", "cancelled", "requeuing"]),
@@ -311,7 +316,11 @@ function waterfall(spans, detailPane) {
       if (hiddenUnder.length) continue;
       if (collapsed.has(s.span_id)) hiddenUnder.push(depth);
       const left = ((s.start_time - t0) / span) * 100;
-      const width = Math.max((((s.end_time || s.start_time) - s.start_time) / span) * 100, 0.4);
+      const width = Math.min(Math.max((((s.end_time || s.start_time) - s.start_time) / span) * 100, 0.4), 100 - left);
+      // The duration label goes after the bar, before it when the bar ends near the right edge,
+      // or inside it when the bar spans nearly everything.
+      const labelPos = left + width <= 80 ? `left:${left + width}%` : left >= 20 ? `right:${100 - left}%` : `right:${100 - left - width}%`;
+      const labelCls = left + width <= 80 ? "after" : left >= 20 ? "before" : "inside";
       const tokens = s.input_tokens !== null || s.output_tokens !== null ? `${s.input_tokens ?? "?"}→${s.output_tokens ?? "?"} tok` : "";
       const row = h("div", {
         class: `wf-row kind-${s.kind}${s.status.code === "ERROR" ? " error" : ""}`, "data-span-id": s.span_id,
@@ -330,9 +339,9 @@ function waterfall(spans, detailPane) {
           h("span", { class: "span-name" }, s.name)),
         h("div", { class: "wf-info" },
           s.reward !== null ? rewardCell(s.reward) : tokens ? h("span", { class: "muted" }, tokens) : ""),
-        h("div", { class: "wf-track" },
-          h("div", { class: "wf-bar", style: `left:${left}%;width:${Math.min(width, 100 - left)}%` }),
-          h("span", { class: "wf-dur", style: `left:${Math.min(left + width, 88)}%` }, s.end_time ? fmtDuration(s.end_time - s.start_time) : "")));
+        h("div", { class: "wf-track" }, h("div", { class: "wf-lane" },
+          h("div", { class: "wf-bar", style: `left:${left}%;width:${width}%` }),
+          h("span", { class: `wf-dur ${labelCls}`, style: labelPos }, s.end_time ? fmtDuration(s.end_time - s.start_time) : ""))));
       body.append(row);
     }
   }
@@ -350,7 +359,7 @@ async function viewTrace(main, rolloutId, params) {
     api(`rollouts/${encodeURIComponent(rolloutId)}/spans`, { limit: 500, offset }),
   ]);
   const detail = h("div", { class: "detail-pane" }, h("div", { class: "empty" }, "select a span to see its messages and attributes"));
-  main.replaceChildren(
+  mount(main,
     h("div", { class: "crumbs" }, h("a", { href: "#/rollouts" }, "Rollouts"), " / ", h("span", { class: "mono" }, ro.rollout_id)),
     h("h1", {}, "Trace ", h("span", { class: "mono small" }, ro.rollout_id)),
     h("div", { class: "meta" },
@@ -391,10 +400,10 @@ async function viewResources(main, params) {
   const offset = +params.offset || 0;
   const page = await api("resources", { limit: 20, offset });
   const scoreOf = (m) => ["score", "val_score", "heldout_reward", "reward"].map((k) => [k, m[k]]).find(([, v]) => typeof v === "number");
-  main.replaceChildren(
+  mount(main,
     h("h1", {}, "Resources"),
     h("p", { class: "muted" }, "Every version published to the store, newest first: prompt templates with their scores, model endpoints and checkpoints."),
-    page.items.length ? page.items.map((u) => {
+    h("div", { class: "res-list" }, page.items.length ? page.items.map((u) => {
       const score = scoreOf(u.metadata || {});
       const rest = Object.entries(u.metadata || {}).filter(([k]) => !score || k !== score[0]);
       return h("div", { class: "res-card", "data-version": u.version },
@@ -403,7 +412,7 @@ async function viewResources(main, params) {
           h("span", { class: "muted" }, fmtTime(u.created_at)), h("span", { class: "mono muted" }, u.resources_id)),
         Object.entries(u.resources).map(([n, r]) => resourceBody(n, r)),
         rest.length ? h("div", { class: "res-meta" }, rest.map(([k, v]) => h("span", {}, `${k}: `, h("b", {}, typeof v === "number" ? fmt(v) : JSON.stringify(v))))) : null);
-    }) : h("div", { class: "empty" }, "no resources published yet"),
+    }) : h("div", { class: "empty" }, "no resources published yet")),
     pager(page, (o) => (location.hash = hashFor("resources", { offset: o }))));
 }
 
