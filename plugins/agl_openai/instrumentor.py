@@ -40,7 +40,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import wrapt  # noqa: F401  (ImportError is the one error an instrumentor may raise)
 
-        from agl_openai.wrappers import CHAT, RESPONSES, async_wrapper, sync_wrapper
+        from agl_openai.wrappers import CHAT, RESPONSES, SWITCH, async_wrapper, sync_wrapper
 
         tracer = trace.get_tracer("agl_openai", tracer_provider=kwargs.get("tracer_provider"))
         apis = {"chat": CHAT, "responses": RESPONSES}
@@ -52,10 +52,14 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 self._wrapped.append((module, attr))
             except Exception:
                 log.warning("agl_openai: could not wrap %s.%s", module, attr, exc_info=True)
+        SWITCH.on = True
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import importlib
 
+        from agl_openai.wrappers import SWITCH
+
+        SWITCH.on = False
         for module, attr in getattr(self, "_wrapped", []):
             cls_name, method = attr.split(".")
             try:

@@ -30,6 +30,16 @@ from agl_openai.attributes import (
 log = logging.getLogger("agentlightning")
 
 
+class _Switch:
+    """Whether the wrappers act. Clients cache bound methods (``with_raw_response`` does), so a
+    wrapper can outlive ``unwrap``; switched off, it only passes the call through."""
+
+    on = False
+
+
+SWITCH = _Switch()
+
+
 def inject_trace_headers(kwargs: dict[str, Any]) -> None:
     """Add ``traceparent``/``baggage`` of the current context to the request (caller's headers win)."""
     carrier: dict[str, str] = {}
@@ -212,6 +222,8 @@ def _finish(span: trace.Span, api: _Api, result: Any, stream_cls: type) -> Any:
 
 def sync_wrapper(tracer: trace.Tracer, api: _Api) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        if not SWITCH.on:
+            return wrapped(*args, **kwargs)
         span, token = _start(tracer, api, kwargs)
         try:
             inject_trace_headers(kwargs)
@@ -230,6 +242,8 @@ def sync_wrapper(tracer: trace.Tracer, api: _Api) -> Callable[..., Any]:
 
 def async_wrapper(tracer: trace.Tracer, api: _Api) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        if not SWITCH.on:
+            return await wrapped(*args, **kwargs)
         span, token = _start(tracer, api, kwargs)
         try:
             inject_trace_headers(kwargs)
