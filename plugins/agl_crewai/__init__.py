@@ -1,0 +1,1 @@
+"""Agent Lightning plugin for CrewAI (see `agl_crewai.instrumentor`)."""
