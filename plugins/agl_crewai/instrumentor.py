@@ -18,7 +18,8 @@ plugin records exactly one ``chat`` span per request and CrewAI adds none: instr
 timeouts) keeps its context through `agl_core.context.enable_thread_propagation`.
 
 CrewAI's own telemetry uses a private TracerProvider (and is off with
-``CREWAI_DISABLE_TELEMETRY=true``); our spans go to the global one.
+``CREWAI_DISABLE_TELEMETRY=true``); our spans go to the global one (or the ``tracer_provider``
+given to ``instrument``), which ``agl.instrument()`` has connected to the store.
 """
 
 from __future__ import annotations
@@ -57,14 +58,13 @@ _TARGETS: tuple[tuple[str, str, str, Describe, OnResult | None], ...] = (
 )
 
 _originals: dict[tuple[type, str], Any] = {}
+_tracer: trace.Tracer = trace.NoOpTracer()
 
 
 def _start(describe: Describe, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
-        from agl_core.telemetry import get_tracer
-
         name, attributes = describe(instance, args, kwargs)
-        return get_tracer().start_span(name, attributes=attributes)
+        return _tracer.start_span(name, attributes=attributes)
     except Exception:
         log.debug("agl_crewai: could not start a span", exc_info=True)
         return None
@@ -115,10 +115,9 @@ class CrewAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import crewai  # noqa: F401  ImportError: not installed, the only error we raise
 
+        global _tracer
         try:
-            from agl_core.telemetry import configure
-
-            configure(tracer_provider=kwargs.get("tracer_provider"))
+            _tracer = trace.get_tracer("agl_crewai", tracer_provider=kwargs.get("tracer_provider"))
             for module_name, class_name, method, describe, on_result in _TARGETS:
                 cls = getattr(importlib.import_module(module_name), class_name, None)
                 original = cls.__dict__.get(method) if cls is not None else None

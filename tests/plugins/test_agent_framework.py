@@ -161,21 +161,24 @@ async def test_uninstrument_restores_agent_framework(store):
 
 async def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
     import agl_agent_framework.instrumentor as instrumentor
-    import agl_core.telemetry
     from agent_framework.observability import ChatTelemetryLayer
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
+    class BrokenProvider:
+        def add_span_processor(self, processor):
+            raise RuntimeError("boom")
+
+        def get_tracer(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
     original = ChatTelemetryLayer.get_response
-    monkeypatch.setattr(agl_core.telemetry, "configure", broken)
-    instrumentor.AgentFrameworkInstrumentor().instrument(skip_dep_check=True)
+    instrumentor.AgentFrameworkInstrumentor().instrument(skip_dep_check=True, tracer_provider=BrokenProvider())
     assert ChatTelemetryLayer.get_response is original
     instrumentor.AgentFrameworkInstrumentor().uninstrument()
-    monkeypatch.undo()
 
     # a span processor failure does not reach the agent
-    agl.configure(store=store)
     instrument(["openai", "agent_framework"])
     monkeypatch.setattr(instrumentor._processor, "_tag", broken)
     with ScriptedOpenAI(calculator_responder) as server:

@@ -164,23 +164,27 @@ def test_uninstrument_restores_crewai(store):
 
 
 def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
+    import agl_crewai.instrumentor
     import agl_crewai.spans
-    import agl_core.telemetry
     from crewai.agent.core import Agent as AgentClass
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
+    class BrokenProvider:
+        def add_span_processor(self, processor):
+            raise RuntimeError("boom")
+
+        def get_tracer(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
     original = AgentClass.__dict__["execute_task"]
-    monkeypatch.setattr(agl_core.telemetry, "configure", broken)
     from agl_crewai.instrumentor import CrewAIInstrumentor
 
-    CrewAIInstrumentor().instrument(skip_dep_check=True)
+    CrewAIInstrumentor().instrument(skip_dep_check=True, tracer_provider=BrokenProvider())
     assert AgentClass.__dict__["execute_task"] is original
     CrewAIInstrumentor().uninstrument()
-    monkeypatch.undo()
 
-    agl.configure(store=store)
     instrument(["openai", "crewai"])
     # a span we cannot describe (here: the tool's) is skipped, the call goes on
     monkeypatch.setattr(agl_crewai.spans, "json_attr", broken)
@@ -191,8 +195,8 @@ def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
     names = [s.name for s in store.query_spans(run.rollout.rollout_id)]
     assert "invoke_agent calculator" in names and "execute_tool add" not in names
 
-    # no tracer at all: CrewAI still runs
-    monkeypatch.setattr(agl_core.telemetry, "get_tracer", broken)
+    # a tracer that fails to start spans: CrewAI still runs
+    monkeypatch.setattr(agl_crewai.instrumentor._tracer, "start_span", broken)
     with ScriptedOpenAI(calculator_responder) as server:
         output = _calculator_crew(server).kickoff()
     assert output.raw == "2 + 3 = 5"
