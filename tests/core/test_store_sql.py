@@ -1,4 +1,5 @@
-"""LightningStore behaviour on SQLite (file and memory): queue, attempts, retries, resources, spans."""
+"""LightningStore behaviour on SQLite (file and memory) and a real PostgreSQL: queue, attempts,
+retries, resources, spans, runs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ from agl_core.store.sql import SqlStore
 from agl_core.types import Run, Span
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "postgres"])
 def store(request, tmp_path: Path):
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
     s = SqlStore(url, heartbeat_timeout=0.5)
+    if request.param == "postgres":  # one database for the session: start each test empty
+        from agl_core.store import tables
+
+        with s._engine.begin() as conn:
+            for table in reversed(tables.metadata.sorted_tables):
+                conn.execute(table.delete())
     yield s
     s.close()
 
