@@ -40,8 +40,8 @@ from agl_apo.prompts import Trace, critic_messages, editor_messages, parse_edite
 log = logging.getLogger("agentlightning.apo")
 
 DEFAULT_MODEL = "gpt-4.1-mini"
-#: Low-reward traces the critic sees per child, besides the batch's best trace.
-WORST_TRACES = 2
+#: Low-reward traces the critic sees per child, besides the batch's best.trace.
+WORST_TRACES = 3
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -365,8 +365,9 @@ class APO(Algorithm):
 
     # --- textual gradients -----------------------------------------------------------------------
     def traces(self, store: LightningStore, rollouts: Sequence[Rollout], agent: str, child: int) -> list[Trace]:
-        """The traces the critic sees for a parent's `child`-th child: two low-reward ones (a different
-        pair per child, so siblings get different critiques) and the batch's best."""
+        """The traces the critic sees for a parent's `child`-th child: up to `WORST_TRACES` low-reward
+        ones (starting at a different one per child, so siblings get different critiques) and the
+        batch's best."""
         if not rollouts:
             return []
         ranked = sorted(rollouts, key=lambda r: float("-inf") if r.final_reward is None else r.final_reward)

@@ -24,7 +24,7 @@ class APOConfig:
     #: Most rollouts (training + validation) the run may spend; None means no limit.
     rollout_budget: int | None = 1000
     #: Rounds without a better validation score before the search stops early.
-    patience: int = 1
+    patience: int = 2
     #: Critic/editor model; None falls back to ``model.name`` in the config, then ``gpt-4.1-mini``.
     model: str | None = None
     #: Critic/editor OpenAI-compatible base URL; None means ``OPENAI_BASE_URL`` (or api.openai.com).
