@@ -188,3 +188,57 @@ def test_serve_refusal_is_lifted_by_the_environment_token(monkeypatch):
     check_bind("0.0.0.0", "tok")
     with pytest.raises(DashboardAuthError):
         check_bind("0.0.0.0", "")
+
+
+def test_serve_dashboard_serves_a_store_url_and_honours_the_environment_token(tmp_path, demo_store):
+    """The real entry point in its own process: uvicorn on loopback, token from the environment."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = f"from agl_core.dashboard import serve_dashboard; serve_dashboard('127.0.0.1', {port}, {demo_store.url!r})"
+    env = {**os.environ, "AGL_DASHBOARD_TOKEN": "from-env"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/api/runs"
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                refused = httpx.get(url, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "dashboard did not come up"
+                time.sleep(0.1)
+        assert refused.status_code == 401
+        allowed = httpx.get(url, headers={"Authorization": "Bearer from-env"}, timeout=5)
+        assert allowed.status_code == 200 and allowed.json()["total"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_dashboard_watches_a_remote_store_server(demo_store):
+    """Same API answers when the store is a client of `agent-lightning collector` (http://…)."""
+    from agl_core.server import BackgroundCollector
+    from agl_core.store import LightningStore
+
+    with BackgroundCollector(demo_store) as server:
+        remote = LightningStore(server.url)
+        try:
+            client = TestClient(create_dashboard_app(remote))
+            assert client.get("/api/runs").json()["total"] == 2
+            critic = client.get("/api/rollouts", params={"agent": "critic", "status": "failed"}).json()
+            assert critic["total"] == ROLLOUTS // 6
+            rollout_id = demo_store.demo_rollouts["solver"][0]
+            spans = client.get(f"/api/rollouts/{rollout_id}/spans").json()
+            assert [s["name"] for s in spans["items"]] == TRACE_SPAN_NAMES
+        finally:
+            remote.close()
