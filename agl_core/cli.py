@@ -115,10 +115,11 @@ def collector(host: str, port: int, store: str | None) -> None:
 def dashboard(host: str, port: int, store: str | None, token: str | None) -> None:
     """Runs, reward and loss curves, rollouts and traces in the browser."""
     from agl_core.dashboard import serve_dashboard
+    from agl_core.dashboard.auth import DashboardAuthError
 
     try:
         serve_dashboard(host, port, store, token)
-    except ValueError as exc:
+    except DashboardAuthError as exc:
         _fail(str(exc))
 
 
