@@ -37,6 +37,7 @@ _ANY_VALUE_FIELDS = (
     "kvlist_value",
     "bytes_value",
 )
+_PLAIN_VALUES = frozenset(("string_value", "bool_value", "int_value"))
 
 
 class OtlpError(Exception):
@@ -97,11 +98,16 @@ def decode_request(body: bytes, kind: str) -> Any:
 def _any_value(value: Any) -> Any:
     if value is None:
         return None
-    if hasattr(value, "WhichOneof"):
-        which = value.WhichOneof("value")
-        raw = getattr(value, which) if which else None
+    which_oneof = getattr(value, "WhichOneof", None)
+    if which_oneof is not None:
+        which = which_oneof("value")
     else:
-        which, raw = next(((f, getattr(value, f)) for f in _ANY_VALUE_FIELDS if getattr(value, f) is not None), (None, None))
+        which = next((f for f in _ANY_VALUE_FIELDS if getattr(value, f) is not None), None)
+    if which is None:
+        return None
+    raw = getattr(value, which)
+    if which in _PLAIN_VALUES:
+        return raw
     if which == "array_value":
         return [_any_value(v) for v in raw.values]
     if which == "kvlist_value":

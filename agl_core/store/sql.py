@@ -82,16 +82,37 @@ _LAST_ATTEMPT_REWARD = _LAST_REWARD.where(t.spans.c.attempt_id == _b("b_aid"))
 _INSERT_ROLLOUT, _INSERT_ATTEMPT, _INSERT_SPAN = t.rollouts.insert(), t.attempts.insert(), t.spans.insert()
 
 
+def _json_serializer() -> Any:
+    """orjson when installed (JSON columns dominate span writes), else the stdlib."""
+    try:
+        import orjson
+    except ImportError:
+        import json
+
+        return json.dumps
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+    def dumps(value: Any) -> str:
+        return orjson.dumps(value, option=options).decode()
+
+    return dumps
+
+
 def _engine_for(url: str) -> sa.Engine:
     if url.startswith("memory:"):
         engine = sa.create_engine(
-            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            "sqlite://",
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_serializer(),
         )
     elif url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 60}, json_serializer=_json_serializer()
+        )
     else:
         if url.startswith(("postgres://", "postgresql://")):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
