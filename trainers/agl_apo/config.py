@@ -35,7 +35,7 @@ class APOConfig:
     temperature: float = 1.0
     #: Retries of one critic/editor call on 429, 5xx, connection errors and timeouts.
     max_retries: int = 4
-    #: First backoff delay in seconds (doubles per retry, capped at `max_backoff_s`; 429s honour Retry-After).
+    #: First backoff delay in seconds (doubles per retry, capped at `max_backoff_s`); 429s wait for Retry-After instead.
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     #: Timeout of one critic/editor request, seconds.

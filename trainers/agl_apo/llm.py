@@ -18,6 +18,9 @@ import openai
 
 log = logging.getLogger("agentlightning.apo")
 
+#: Longest Retry-After we honour; a server asking for more gets this (the call stays bounded).
+MAX_RETRY_AFTER_S = 120.0
+
 
 class LLMError(RuntimeError):
     """A critic/editor call that did not produce text, after retries where retrying made sense."""
@@ -88,7 +91,10 @@ class TextLLM:
                 return text
             if attempt == self.max_retries:
                 raise LLMError(f"gave up after {attempt + 1} tries: {type(error).__name__}: {error}") from error
-            wait = min(self.max_backoff_s, delay if delay is not None else self.backoff_s * 2**attempt)
+            if delay is not None:
+                wait = min(delay, MAX_RETRY_AFTER_S)
+            else:
+                wait = min(self.max_backoff_s, self.backoff_s * 2**attempt)
             log.info("critic/editor call failed (%s); retry %d in %.1f s", type(error).__name__, attempt + 1, wait)
             self.sleep(wait)
         raise AssertionError("unreachable")
