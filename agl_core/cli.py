@@ -100,11 +100,15 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=4318, show_default=True, type=int)
 @click.option("--store", default=None, help="Store URL behind the server (default: the embedded SQLite).")
-def collector(host: str, port: int, store: str | None) -> None:
+@click.option("--grpc-port", default=None, type=int, help="Also receive OTLP/gRPC on this port (e.g. 4317).")
+def collector(host: str, port: int, store: str | None, grpc_port: int | None) -> None:
     """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces."""
     from agl_core.server import serve_collector
 
-    serve_collector(host, port, store)
+    try:
+        serve_collector(host, port, store, grpc_port=grpc_port)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @main.command()

@@ -89,8 +89,12 @@ def serve_collector(
     *,
     max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
     log_level: str = "warning",
+    grpc_port: int | None = None,
 ) -> None:
-    """Run the store server in the foreground until interrupted (``agent-lightning collector``)."""
+    """Run the store server in the foreground until interrupted (``agent-lightning collector``).
+
+    ``grpc_port`` (e.g. 4317) also receives OTLP/gRPC, for SDKs left on their gRPC default.
+    """
     import uvicorn
 
     from agl_core.store.http_client import HttpStore
@@ -100,7 +104,14 @@ def serve_collector(
         store.close()
         raise ValueError("the collector needs a local store (sqlite:///…, memory://, postgresql://…), not http://")
     log.info("collector on http://%s:%d serving %r", host, port, store)
+    grpc_server = None
+    if grpc_port is not None:
+        from agl_core.server.grpc_receiver import start_grpc_receiver
+
+        grpc_server, _ = start_grpc_receiver(store, host, grpc_port)
     try:
         uvicorn.run(create_app(store, max_body_bytes=max_body_bytes), host=host, port=port, log_level=log_level)
     finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=2).wait()
         store.close()

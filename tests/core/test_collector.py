@@ -245,12 +245,13 @@ def test_agent_lightning_collector_command(tmp_path):
 
     from tests.fixtures.scripted_openai import free_port
 
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     db = tmp_path / "cli.db"
     cli = Path(sys.executable).with_name("agent-lightning")
     env = {**os.environ, "AGL_HOME": str(tmp_path / "home")}
     server = subprocess.Popen(
-        [str(cli), "collector", "--host", "127.0.0.1", "--port", str(port), "--store", f"sqlite:///{db}"],
+        [str(cli), "collector", "--host", "127.0.0.1", "--port", str(port), "--store", f"sqlite:///{db}",
+         "--grpc-port", str(grpc_port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -267,11 +268,35 @@ def test_agent_lightning_collector_command(tmp_path):
                 pass
             assert time.monotonic() < deadline, "collector did not start"
             time.sleep(0.1)
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
         expected = _traced({semconv.AGL_ROLLOUT_ID: "ro-cli"}, None, OTLPSpanExporter(endpoint=f"{url}/v1/traces"))
+        by_grpc = _traced(
+            {semconv.AGL_ROLLOUT_ID: "ro-cli-grpc"}, None,
+            GrpcSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True),
+        )
         with LightningStore(url) as remote:
             _assert_same(remote.query_spans("ro-cli"), expected)
+            _assert_same(remote.query_spans("ro-cli-grpc"), by_grpc)
     finally:
         server.terminate()
         server.wait(timeout=10)
     with SqlStore(f"sqlite:///{db}") as local:
         _assert_same(local.query_spans("ro-cli"), expected)
+
+
+def test_otlp_grpc_receiver(sqlite_url):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+    from agl_core.server.grpc_receiver import start_grpc_receiver
+
+    store = SqlStore(sqlite_url)
+    server, port = start_grpc_receiver(store, "127.0.0.1", 0)
+    try:
+        expected = _traced(
+            {semconv.AGL_ROLLOUT_ID: "ro-grpc"}, None, GrpcSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True)
+        )
+        _assert_same(store.query_spans("ro-grpc"), expected)
+    finally:
+        server.stop(grace=1).wait()
+        store.close()

@@ -1,0 +1,47 @@
+"""OTLP/gRPC trace receiver (port 4317 by convention), the default of ``opentelemetry-distro``.
+
+Needs ``grpcio`` (installed with ``opentelemetry-exporter-otlp-proto-grpc``); the HTTP receiver
+does not. Spans map to the store exactly as on ``/v1/traces``.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+from agl_core.server import otlp
+from agl_core.store.base import LightningStore
+
+log = logging.getLogger("agentlightning.collector")
+
+
+def start_grpc_receiver(store: LightningStore, host: str = "127.0.0.1", port: int = 4317, workers: int = 4):
+    """Start serving OTLP/gRPC in background threads; returns ``(grpc.Server, bound port)``."""
+    try:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as pb_grpc
+    except ImportError as exc:
+        raise ImportError(
+            f"OTLP/gRPC needs {exc.name}: pip install 'agentlightning[otlp]' opentelemetry-exporter-otlp-proto-grpc"
+        ) from exc
+
+    class TraceService(pb_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802 (gRPC's name)
+            decoded = otlp.spans_from_request(request)
+            if decoded.spans:
+                store.add_spans(decoded.spans)
+            response = pb.ExportTraceServiceResponse()
+            if decoded.rejected:
+                response.partial_success.rejected_spans = decoded.rejected
+                response.partial_success.error_message = "; ".join(decoded.errors)
+                log.warning("OTLP/gRPC: %d span(s) rejected", decoded.rejected)
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    pb_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if not bound:
+        raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
+    server.start()
+    return server, bound
