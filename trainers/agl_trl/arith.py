@@ -29,7 +29,7 @@ CALCULATOR_TOOL: dict[str, Any] = {
     },
 }
 
-_OPERATORS = {"+": (100, 999), "-": (100, 999), "*": (10, 99)}
+_OPERATORS = {"+": (100, 999), "-": (100, 999), "*": (100, 999)}
 _EXPRESSION = re.compile(r"^\s*(-?\d+)\s*([-+*])\s*(-?\d+)\s*$")
 
 

@@ -1,7 +1,8 @@
 """A tiny chat model built on this machine — no downloads — for demos and tests.
 
 ``build_tiny_model()`` trains a byte-level BPE tokenizer on synthetic calculator-agent chats, creates a
-random-init Qwen2 model, warm-starts it with a short supervised pass and saves both with
+random-init Llama-architecture model (not Qwen2: transformers 5 loads any ``qwen2``
+model's tokenizer as ``Qwen2Tokenizer``, which swaps in Qwen's own pre-tokenizer and breaks ours), warm-starts it with a short supervised pass and saves both with
 ``save_pretrained`` under ``~/.cache/agent-lightning/models/<name>-<hash>``; the hash covers every build
 parameter, so a second call returns the cached path at once. The result is an ordinary model folder:
 everything downstream takes a path or a hub name and never needs to know it is tiny.
@@ -26,7 +27,7 @@ from typing import Any
 
 import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from agl_core.paths import cache_dir
@@ -134,11 +135,15 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec(), *, force: bool = Fal
 
 
 def train_tokenizer(texts: list[str], spec: TinyModelSpec) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with one token per digit (as Qwen does) and merges that may span words, so the
-    fixed scaffolding of a chat (prompts, tool-call JSON) compresses into a handful of tokens."""
+    """Byte-level BPE with one token per digit (as Qwen does) and merges that may span words within a
+    line, so the fixed scaffolding of a chat (prompts, tool-call JSON) compresses into a few tokens."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        [
+            pre_tokenizers.Split("\n", "isolated"),  # never merge across a role header
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     )
     bpe.decoder = decoders.ByteLevel()
     bpe.add_special_tokens(SPECIAL_TOKENS)
@@ -160,8 +165,8 @@ def train_tokenizer(texts: list[str], spec: TinyModelSpec) -> PreTrainedTokenize
     )
 
 
-def new_model(tokenizer: PreTrainedTokenizerFast, spec: TinyModelSpec) -> Qwen2ForCausalLM:
-    config = Qwen2Config(
+def new_model(tokenizer: PreTrainedTokenizerFast, spec: TinyModelSpec) -> LlamaForCausalLM:
+    config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
@@ -174,7 +179,7 @@ def new_model(tokenizer: PreTrainedTokenizerFast, spec: TinyModelSpec) -> Qwen2F
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
-    model = Qwen2ForCausalLM(config)
+    model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
@@ -195,7 +200,7 @@ def encode_chats(
 
 
 def warm_start(
-    model: Qwen2ForCausalLM,
+    model: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
     chats: list[list[dict[str, Any]]],
     tools: list[dict[str, Any]],

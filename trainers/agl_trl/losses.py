@@ -1,0 +1,172 @@
+"""Group-relative advantages and clipped policy-gradient losses, formula-for-formula TRL's.
+
+Rows are LLM calls (triplets); a rollout may contribute several rows, all carrying its advantage.
+``tests/trainers/test_losses.py`` checks these against TRL's own ``GRPOTrainer``/``RLOOTrainer`` code.
+
+- GRPO (TRL ``GRPOTrainer``): advantage ``(r - mean_group) / (std_group + 1e-4)`` (unbiased std);
+  token-level ratio, ``-min(ratio*A, clip(ratio)*A)`` plus ``beta * k3`` KL to the reference per token;
+  ``loss_type`` picks the token aggregation (``dapo``: mean over all tokens, TRL's default;
+  ``grpo``: mean per sequence, then over sequences; ``dr_grpo``: sum / (rows * max_completion_length)).
+- RLOO (TRL ``RLOOTrainer``): the KL (first-order, summed per sequence) is a reward penalty; advantage
+  ``r - mean(others in group)``; *sequence*-level ratio over summed log-probs, mean over sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Literal
+
+import torch
+
+LossType = Literal["dapo", "grpo", "dr_grpo"]
+_EPS = 1e-4  # TRL's constant in the std denominator
+
+
+def group_index(groups: Sequence[Hashable] | torch.Tensor) -> torch.Tensor:
+    """Dense group ids ``0..G-1`` for any hashable keys (task ids), in order of first appearance."""
+    if isinstance(groups, torch.Tensor):
+        return torch.unique(groups, return_inverse=True)[1]
+    seen: dict[Hashable, int] = {}
+    return torch.tensor([seen.setdefault(g, len(seen)) for g in groups], dtype=torch.long)
+
+
+def _group_stats(rewards: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row group sum, count and unbiased variance (variance is 0 for singleton groups)."""
+    n_groups = int(index.max()) + 1 if index.numel() else 0
+    counts = torch.zeros(n_groups, dtype=rewards.dtype).index_add_(0, index, torch.ones_like(rewards))
+    sums = torch.zeros(n_groups, dtype=rewards.dtype).index_add_(0, index, rewards)
+    means = sums / counts
+    squares = torch.zeros(n_groups, dtype=rewards.dtype).index_add_(0, index, (rewards - means[index]) ** 2)
+    variance = torch.where(counts > 1, squares / (counts - 1).clamp(min=1), torch.zeros_like(squares))
+    return sums[index], counts[index], variance[index]
+
+
+def grpo_advantages(
+    rewards: torch.Tensor, groups: Sequence[Hashable] | torch.Tensor, *, scale_rewards: bool = True
+) -> torch.Tensor:
+    """``(r - group mean) / (group std + 1e-4)``; groups may differ in size (dropped rollouts)."""
+    sums, counts, variance = _group_stats(rewards, group_index(groups))
+    advantages = rewards - sums / counts
+    return advantages / (variance.sqrt() + _EPS) if scale_rewards else advantages
+
+
+def rloo_advantages(
+    rewards: torch.Tensor, groups: Sequence[Hashable] | torch.Tensor, *, normalize: bool = False
+) -> torch.Tensor:
+    """``r - mean of the other rewards in the group`` (0 for a group of one); ``normalize`` then
+    standardises over the whole batch, as TRL's ``normalize_advantages``."""
+    sums, counts, _ = _group_stats(rewards, group_index(groups))
+    baseline = (sums - rewards) / (counts - 1).clamp(min=1)
+    advantages = torch.where(counts > 1, rewards - baseline, torch.zeros_like(rewards))
+    if normalize and advantages.numel() > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + _EPS)
+    return advantages
+
+
+def sequence_kl(old_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RLOO's KL estimate per row: ``sum(log pi_old - log pi_ref)`` over completion tokens; subtract
+    ``beta * kl`` (summed over a rollout's rows) from its reward before :func:`rloo_advantages`."""
+    return ((old_logps - ref_logps) * mask).sum(-1)
+
+
+def grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,
+    epsilon_low: float = 0.2,
+    epsilon_high: float | None = None,
+    loss_type: LossType = "dapo",
+    num_items: float | None = None,
+    max_completion_length: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped token-level policy loss (TRL ``GRPOTrainer._compute_loss``).
+
+    ``logps``/``old_logps``/``ref_logps``/``mask`` are ``(rows, T)``; ``advantages`` is ``(rows,)``.
+    ``old_logps=None`` means on-policy (ratio 1, gradient of ``-A * logp``). ``num_items`` is the dapo
+    normaliser — the masked token count of the whole batch when it is split into micro-batches.
+    """
+    old = logps.detach() if old_logps is None else old_logps
+    adv = advantages.unsqueeze(1)
+    ratio = torch.exp(logps - old)
+    high = epsilon_low if epsilon_high is None else epsilon_high
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + high)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+    metrics: dict[str, float] = {}
+    if beta != 0.0:
+        if ref_logps is None:
+            raise ValueError("beta != 0 needs ref_logps")
+        kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
+        per_token = per_token + beta * kl
+        metrics["kl"] = _masked_mean(kl, mask)
+    if loss_type == "grpo":
+        loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    elif loss_type == "dapo":
+        loss = (per_token * mask).sum() / (mask.sum() if num_items is None else torch.tensor(num_items)).clamp(min=1.0)
+    elif loss_type == "dr_grpo":
+        if max_completion_length is None:
+            raise ValueError("dr_grpo needs max_completion_length")
+        loss = (per_token * mask).sum() / (per_token.size(0) * max_completion_length)
+    else:
+        raise ValueError(f"unknown loss_type {loss_type!r}")
+    is_clipped = ((ratio < 1 - epsilon_low) & (adv < 0)) | ((ratio > 1 + high) & (adv > 0))
+    metrics["clip_ratio"] = _masked_mean(is_clipped.float(), mask)
+    return loss, metrics
+
+
+def rloo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    epsilon_low: float = 0.2,
+    epsilon_high: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped sequence-level policy loss (TRL ``RLOOTrainer._compute_loss``): the ratio is over each
+    row's summed log-probs; the KL to the reference is already in the advantages (:func:`sequence_kl`)."""
+    seq_logps = (logps * mask).sum(1)
+    seq_old = seq_logps.detach() if old_logps is None else (old_logps * mask).sum(1)
+    ratio = torch.exp(seq_logps - seq_old)
+    high = epsilon_low if epsilon_high is None else epsilon_high
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + high)
+    loss = -torch.min(ratio * advantages, clipped * advantages).mean()
+    is_clipped = ((ratio < 1 - epsilon_low) & (advantages < 0)) | ((ratio > 1 + high) & (advantages > 0))
+    return loss, {"clip_ratio": is_clipped.float().mean().item()}
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
+    return ((values * mask).sum() / mask.sum().clamp(min=1.0)).item()
+
+
+def token_logps(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    *,
+    pad_token_id: int,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs of recorded ``completions`` given their ``prompts``: ``(rows, T)`` log-probs
+    and mask, right-padded to the longest completion. Logits are divided by the sampling temperature,
+    as TRL does, so ratios compare against the distribution the tokens were drawn from."""
+    rows = [list(p) + list(c) for p, c in zip(prompts, completions)]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention[i, : len(row)] = 1
+    t_max = max(len(c) for c in completions)
+    # Position of the logit that predicts completion token j of row i: len(prompt_i) - 1 + j.
+    offsets = torch.tensor([len(p) - 1 for p in prompts]).unsqueeze(1) + torch.arange(t_max).unsqueeze(0)
+    mask = (torch.arange(t_max).unsqueeze(0) < torch.tensor([len(c) for c in completions]).unsqueeze(1)).float()
+    offsets = offsets.clamp(max=width - 1)
+    logits = model(input_ids=input_ids, attention_mask=attention).logits
+    logits = logits.gather(1, offsets.unsqueeze(-1).expand(-1, -1, logits.size(-1))).float() / temperature
+    targets = input_ids.gather(1, (offsets + 1).clamp(max=width - 1))
+    logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return logps * mask, mask
