@@ -1,0 +1,340 @@
+"""``agent-lightning serve``: an OpenAI-compatible endpoint that records what the policy sampled.
+
+Every call to ``/v1/chat/completions`` or ``/v1/completions`` records one span ``chat {model}``
+(GenAI request/response attributes plus ``agl.prompt.token_ids``, ``agl.response.token_ids``,
+``agl.response.logprobs`` and ``agl.policy.version``) as a child of the caller's span, taken from
+the W3C ``traceparent``/``baggage`` headers; the baggage's rollout ids tag it. Callers that are not
+instrumented use the rollout-scoped base URL ``/rollout/{rollout_id}/attempt/{attempt_id}/v1``.
+
+Choices (``n > 1``): one span per request. ``agl.response.token_ids``/``agl.response.logprobs``
+hold choice 0 — the one ``gen_ai.output.messages[0]`` shows and agents continue with — so a
+triplet gets exactly the ids of the response its agent saw; every choice's ids and logprobs are
+in ``agl.response.choices.token_ids``/``agl.response.choices.logprobs`` (JSON lists, by index).
+
+Token ids include the end-of-sequence token when it was sampled; decoded without special tokens
+they give the returned text (before tool-call parsing). With a ``stop`` string the ids run up to
+the token that completed it, while the text is cut before it. Logprobs: see `serve_engine`.
+
+Every request's ``model`` is served by the one policy and recorded as given, so that agents
+sharing the server can be told apart (selective optimization falls back to the model name).
+Streaming sends the finished generation as SSE chunks (no token-by-token latency gain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any, Iterator
+
+import uvicorn
+from opentelemetry import baggage, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from agl_core import semconv
+from agl_core.messages import chat_request_attributes, openai_response_to_genai
+from agl_core.spans import json_attr
+from agl_core.store.base import LightningStore
+from agl_core.telemetry import configure, get_tracer
+from agl_core.types import LLMEndpoint
+from agl_trl.serve_backends import LocalBackend, ProxyBackend, UpstreamError
+from agl_trl.serve_engine import DEFAULT_BATCH_WINDOW_S, DEFAULT_MAX_BATCH_SIZE, BatchedGenerator
+from agl_trl.serve_protocol import BadRequest, Request, Result, chat_body, completion_body, parse_request, sse_events
+
+log = logging.getLogger("agentlightning.serve")
+
+#: Every choice's sampled ids / logprobs (JSON list of lists) when a request asks for ``n > 1``.
+AGL_RESPONSE_CHOICES_TOKEN_IDS = "agl.response.choices.token_ids"
+AGL_RESPONSE_CHOICES_LOGPROBS = "agl.response.choices.logprobs"
+PROVIDER = "agentlightning"
+
+
+def _span_attributes(req: Request, result: Result, body: dict[str, Any]) -> dict[str, Any]:
+    if req.kind == "chat":
+        attrs = chat_request_attributes(req.model, req.messages, req.tools, provider=PROVIDER)
+        attrs.update(openai_response_to_genai(body))
+    else:  # a raw prompt is recorded as one user message, its text as the assistant's
+        prompt = req.prompt if isinstance(req.prompt, str) else ""
+        attrs = chat_request_attributes(req.model, [{"role": "user", "content": prompt}], provider=PROVIDER)
+        as_chat = {
+            **body,
+            "choices": [
+                {"message": {"role": "assistant", "content": c["text"]}, "finish_reason": c["finish_reason"]}
+                for c in body["choices"]
+            ],
+        }
+        attrs.update(openai_response_to_genai(as_chat))
+    attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] = req.temperature
+    attrs[semconv.GEN_AI_REQUEST_TOP_P] = req.top_p
+    if req.max_tokens is not None:
+        attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = req.max_tokens
+    if result.prompt_token_ids is not None:
+        attrs[semconv.AGL_PROMPT_TOKEN_IDS] = result.prompt_token_ids
+    first = result.choices[0] if result.choices else None
+    if first is not None and first.token_ids is not None:
+        attrs[semconv.AGL_RESPONSE_TOKEN_IDS] = first.token_ids
+        if first.logprobs is not None:
+            attrs[semconv.AGL_RESPONSE_LOGPROBS] = first.logprobs
+    if len(result.choices) > 1 and all(c.token_ids is not None for c in result.choices):
+        attrs[AGL_RESPONSE_CHOICES_TOKEN_IDS] = json_attr([c.token_ids for c in result.choices])
+        attrs[AGL_RESPONSE_CHOICES_LOGPROBS] = json_attr([c.logprobs for c in result.choices])
+    if result.policy_version is not None:
+        attrs[semconv.AGL_POLICY_VERSION] = result.policy_version
+    return attrs
+
+
+def _error(status: int, message: str, kind: str = "server_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status)
+
+
+class ModelServer:
+    """An OpenAI-compatible server in a background thread of this process.
+
+    ``ModelServer(model, tokenizer)`` serves a transformers model (on the model's device);
+    ``ModelServer(proxy="http://vllm:8000/v1")`` forwards to an upstream instead. Spans go through
+    this process's OpenTelemetry setup: `store`, when given, becomes its default span store
+    (``agl_core.telemetry.configure``); rollouts registered in-process keep their own store.
+
+    Defaults: ``port=0`` picks a free port; ``max_batch_size=64`` sequences per batch;
+    ``batch_window_s=0.005`` waited for more requests once one arrives.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        *,
+        model_name: str = "policy",
+        store: LightningStore | str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        policy_version: int | None = 0,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        batch_window_s: float = DEFAULT_BATCH_WINDOW_S,
+        proxy: str | None = None,
+        proxy_api_key: str | None = None,
+    ) -> None:
+        if (model is None) == (proxy is None):
+            raise ValueError("give either a model (with its tokenizer) or a proxy URL")
+        configure(store)
+        self.model_name = model_name
+        self.tokenizer = tokenizer
+        self.engine: BatchedGenerator | None = None
+        self._proxy_version = policy_version
+        self._version_lock = threading.RLock()
+        if model is not None:
+            if tokenizer is None:
+                raise ValueError("a local model needs its tokenizer")
+            self.engine = BatchedGenerator(model, tokenizer, max_batch_size=max_batch_size, batch_window_s=batch_window_s)
+            self.engine.version = policy_version
+            self.backend: LocalBackend | ProxyBackend = LocalBackend(self.engine, tokenizer)
+        else:
+            self.backend = ProxyBackend(proxy, api_key=proxy_api_key)  # type: ignore[arg-type]
+        self._tracer = get_tracer()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    # --- policy -------------------------------------------------------------------------------
+    @property
+    def policy_version(self) -> int | None:
+        return self.engine.version if self.engine is not None else self._proxy_version
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No generation runs inside this block (use it around an in-place optimizer step)."""
+        with self.engine.lock if self.engine is not None else self._version_lock:
+            yield
+
+    def set_policy(self, model: Any = None, version: int | None = None) -> int | None:
+        """Switch to `model` (default: keep the current, updated in place) and `version`
+        (default: the current one + 1) between two batches; returns the new version."""
+        with self.paused():
+            current = self.policy_version
+            new = version if version is not None else (current or 0) + 1
+            if self.engine is not None:
+                if model is not None:
+                    self.engine.set_model(model)
+                self.engine.version = new
+            else:
+                self._proxy_version = new
+            return new
+
+    # --- addresses ----------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def endpoint(self, rollout_scoped: bool = True) -> LLMEndpoint:
+        """The resource runners give their agents: this server, its model name and policy version."""
+        return LLMEndpoint(
+            endpoint=self.base_url,
+            model=self.model_name,
+            api_key="agl",
+            policy_version=self.policy_version,
+            rollout_scoped=rollout_scoped,
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self, timeout: float = 15.0) -> "ModelServer":
+        if self.engine is not None:
+            self.engine.start()
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="agl-serve", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"model server on {self.base_url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.engine is not None:
+            self.engine.stop()
+        self._socket.close()
+
+    def __enter__(self) -> "ModelServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    def app(self) -> Starlette:
+        routes = []
+        for prefix in ("", "/rollout/{rollout_id}/attempt/{attempt_id}"):
+            routes += [
+                Route(prefix + "/v1/chat/completions", self._chat, methods=["POST"]),
+                Route(prefix + "/v1/completions", self._completions, methods=["POST"]),
+                Route(prefix + "/v1/models", self._models, methods=["GET"]),
+            ]
+        routes.append(Route("/health", lambda _: JSONResponse({"ok": True}), methods=["GET"]))
+        return Starlette(routes=routes)
+
+    async def _models(self, request: HttpRequest) -> Response:
+        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": PROVIDER}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def _chat(self, request: HttpRequest) -> Response:
+        return await self._handle(request, "chat")
+
+    async def _completions(self, request: HttpRequest) -> Response:
+        return await self._handle(request, "completion")
+
+    @staticmethod
+    def _parent_context(request: HttpRequest) -> Any:
+        """The caller's trace context; a rollout-scoped URL names the rollout explicitly."""
+        ctx = propagate.extract(dict(request.headers))
+        rollout_id, attempt_id = request.path_params.get("rollout_id"), request.path_params.get("attempt_id")
+        if rollout_id and attempt_id:
+            if baggage.get_baggage(semconv.AGL_ROLLOUT_ID, ctx) != rollout_id:
+                ctx = baggage.remove_baggage(semconv.AGL_RESOURCES_ID, ctx)
+            ctx = baggage.set_baggage(semconv.AGL_ROLLOUT_ID, rollout_id, ctx)
+            ctx = baggage.set_baggage(semconv.AGL_ATTEMPT_ID, attempt_id, ctx)
+        return ctx
+
+    async def _handle(self, request: HttpRequest, kind: str) -> Response:
+        try:
+            req = parse_request(json.loads(await request.body() or b"null"), kind)
+        except json.JSONDecodeError as exc:
+            return _error(400, f"the request body is not valid JSON: {exc}", "invalid_request_error")
+        except BadRequest as exc:
+            return JSONResponse(exc.body(), status_code=400)
+        span = self._tracer.start_span(
+            semconv.chat_span_name(req.model), context=self._parent_context(request), kind=SpanKind.SERVER
+        )
+        try:
+            result = await self.backend.run(req)
+            tokenizer = self.tokenizer
+            body = chat_body(req, result, tokenizer) if kind == "chat" else completion_body(req, result, tokenizer)
+            span.set_attributes(_span_attributes(req, result, body))
+        except BadRequest as exc:
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.end()
+            return JSONResponse(exc.body(), status_code=400)
+        except UpstreamError as exc:
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.end()
+            return JSONResponse(exc.body, status_code=exc.status)
+        except Exception as exc:  # the server answers the next request whatever happened to this one
+            log.exception("generation failed")
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            span.end()
+            return _error(500, f"generation failed: {type(exc).__name__}: {exc}")
+        span.end()
+        if not req.stream:
+            return JSONResponse(body)
+
+        async def events() -> Any:
+            for chunk in sse_events(req, body):
+                yield f"data: {json.dumps(chunk)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+
+# --- checkpoints from the store (separate-process `serve`) -------------------------------------
+
+
+def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
+    """A model (on CUDA in bfloat16 when there is one, else CPU float32) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    return model.eval(), AutoTokenizer.from_pretrained(path)
+
+
+def watch_checkpoints(server: ModelServer, store: LightningStore, poll_s: float, stop: threading.Event) -> None:
+    """Poll the store's latest resources; on a new ``ModelCheckpoint`` load it and bump the version.
+
+    The version is the published ``LLMEndpoint.policy_version`` when there is one, else the
+    checkpoint's step, else the current version + 1. A proxy only tracks the version (the
+    upstream loads its own weights).
+    """
+    seen: str | None = None
+    loaded: tuple[str, int | None] | None = None
+    while not stop.wait(poll_s):
+        try:
+            latest = store.get_latest_resources()
+            if latest is None or latest.resources_id == seen:
+                continue
+            seen = latest.resources_id
+            resources = list(latest.resources.values())
+            checkpoint = next((r for r in resources if r.resource_type == "checkpoint"), None)
+            if checkpoint is None or (checkpoint.path, checkpoint.step) == loaded:
+                continue
+            endpoint = next((r for r in resources if r.resource_type == "llm" and r.policy_version is not None), None)
+            version = endpoint.policy_version if endpoint is not None else checkpoint.step
+            if version is None:
+                version = (server.policy_version or 0) + 1
+            model = None
+            if server.engine is not None:
+                device = str(next(server.engine.model.parameters()).device)
+                model, _ = load_model(checkpoint.path, device)
+            server.set_policy(model, version=version)
+            loaded = (checkpoint.path, checkpoint.step)
+            log.info("serving %s as policy version %s", checkpoint.path, version)
+        except Exception:
+            log.exception("could not load the latest checkpoint")

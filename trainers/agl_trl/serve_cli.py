@@ -1,0 +1,71 @@
+"""The ``agent-lightning serve`` command; torch and transformers load only when it runs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+
+@click.command("serve")
+@click.option("--model", "model_path", default=None, help="Model folder or hub name to serve (not with --proxy).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--store", default=None, help="Store URL the spans go to (default: AGL_STORAGE or the embedded SQLite).")
+@click.option("--proxy", default=None, help="Forward to this OpenAI-compatible base URL (e.g. vLLM's …/v1) instead.")
+@click.option("--proxy-api-key", default=None, envvar="AGL_PROXY_API_KEY", help="API key for the --proxy upstream.")
+@click.option("--model-name", default=None, help="Name in /v1/models (default: --model, or 'policy').")
+@click.option("--max-batch-size", default=64, show_default=True, type=int, help="Sequences generated together.")
+@click.option("--poll-s", default=2.0, show_default=True, type=float, help="Store polling for new checkpoints; 0 disables.")
+@click.option("--device", default=None, help="torch device (default: cuda when available, else cpu).")
+def serve(
+    model_path: str | None,
+    host: str,
+    port: int,
+    store: str | None,
+    proxy: str | None,
+    proxy_api_key: str | None,
+    model_name: str | None,
+    max_batch_size: int,
+    poll_s: float,
+    device: str | None,
+) -> None:
+    """Serve a model as an OpenAI-compatible endpoint that records token ids and logprobs.
+
+    Each call becomes a `chat` span in the store, joined to the caller's trace; a new
+    ModelCheckpoint published in the store is loaded between requests.
+    """
+    if (model_path is None) == (proxy is None):
+        raise click.UsageError("give exactly one of --model and --proxy")
+    from agl_core.store.base import LightningStore
+    from agl_core.telemetry import default_store
+    from agl_trl.serve import ModelServer, load_model, watch_checkpoints
+
+    span_store = LightningStore(store) if store else default_store()
+    model = tokenizer = None
+    if model_path is not None:
+        model, tokenizer = load_model(model_path, device)
+    server = ModelServer(
+        model,
+        tokenizer,
+        model_name=model_name or model_path or "policy",
+        store=span_store,
+        host=host,
+        port=port,
+        max_batch_size=max_batch_size,
+        proxy=proxy,
+        proxy_api_key=proxy_api_key,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with server:
+        if poll_s > 0:
+            args = (server, span_store, poll_s, done)
+            threading.Thread(target=watch_checkpoints, args=args, name="agl-serve-watch", daemon=True).start()
+        source = f"proxy to {proxy}" if proxy else model_path
+        click.echo(f"serving {source} at {server.base_url} (spans to {span_store!r})")
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            done.set()
