@@ -1,0 +1,85 @@
+"""`FrameworkPlugin`: the framework hooks of a plugin whose work is done by an OTel instrumentor.
+
+Every framework plugin answers the same three hooks the same way: describe the framework,
+instrument it when asked (never raising into the caller), uninstrument it. A plugin module binds
+them from one instance::
+
+    _plugin = FrameworkPlugin("crewai", package="crewai", versions=">=1.0,<2", extra="crewai",
+                              instrumentor="agl_crewai.instrumentor:CrewAIInstrumentor")
+    agl_framework_info = _plugin.agl_framework_info
+    agl_instrument = _plugin.agl_instrument
+    agl_uninstrument = _plugin.agl_uninstrument
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any, Iterable
+
+from agl_core.hookspecs import hookimpl
+
+log = logging.getLogger("agentlightning")
+
+
+class FrameworkPlugin:
+    def __init__(
+        self,
+        name: str,
+        *,
+        package: str,
+        versions: str,
+        extra: str,
+        instrumentor: str,
+        aliases: Iterable[str] = (),
+        requires: Iterable[str] = ("openai",),
+    ) -> None:
+        """`requires` names plugins instrumented alongside this one when it is named alone: by
+        default the openai plugin, which records the LLM calls most frameworks make through the
+        openai client and adds the ``traceparent``/``baggage`` headers to them."""
+        self.name = name
+        self.info = {"name": name, "package": package, "versions": versions, "extra": extra}
+        self.aliases = frozenset({name, extra, *aliases})
+        self.requires = tuple(r for r in requires if r != name)
+        self._instrumentor_path = instrumentor
+
+    def _instrumentor(self) -> Any:
+        module, _, cls = self._instrumentor_path.partition(":")
+        return getattr(importlib.import_module(module), cls)()
+
+    @hookimpl
+    def agl_framework_info(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    @hookimpl
+    def agl_instrument(self, frameworks: frozenset[str] | None) -> str | None:
+        if frameworks is not None and not self.aliases & frameworks:
+            return None
+        try:
+            instrumentor = self._instrumentor()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(skip_dep_check=True)
+        except ImportError:
+            if frameworks is not None:
+                log.warning("%s is not installed: pip install 'agentlightning[%s]'", self.name, self.info["extra"])
+            return None
+        except Exception:
+            log.exception("could not instrument %s", self.name)
+            return None
+        missing = [r for r in self.requires if frameworks is not None and r not in frameworks]
+        if missing:
+            from agl_core.plugin_manager import instrument
+
+            instrument(missing)
+        return self.name if instrumentor.is_instrumented_by_opentelemetry else None
+
+    @hookimpl
+    def agl_uninstrument(self) -> None:
+        try:
+            instrumentor = self._instrumentor()
+            if instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.uninstrument()
+        except ImportError:
+            pass
+        except Exception:
+            log.exception("could not uninstrument %s", self.name)
