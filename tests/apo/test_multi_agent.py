@@ -24,7 +24,7 @@ def two_agents(task, resources):
 
 def test_only_the_selected_agent_changes(store, server, tmp_path):
     prompts = {"planner": PLANNER_PROMPT, "selector": scripted_rooms.SEED_PROMPT}
-    apo = make_apo(server, tmp_path, prompts=prompts)
+    apo = make_apo(server, tmp_path, prompts=prompts, beam_rounds=1, val_batch_size=8)
     summary = fit(apo, two_agents, store, scripted_rooms.load_tasks("train"), scripted_rooms.load_tasks("val"), n_workers=4)
 
     assert summary["best_score"] > summary["seed_score"]

@@ -79,7 +79,7 @@ def test_client_errors_are_not_retried():
 def test_failed_children_are_dropped_not_fatal(store, tmp_path):
     # every other critic call fails for good (make_apo allows one retry): those children are dropped
     with FaultyOpenAI([(503, {}), (503, {}), None, None] * 20, only_critic=True) as server:
-        apo = make_apo(server, tmp_path)
+        apo = make_apo(server, tmp_path, beam_rounds=1, val_batch_size=8)
         summary = fit(apo, Agent("room_selector"), store, scripted_rooms.load_tasks("train"), scripted_rooms.load_tasks("val"), n_workers=4)
     metrics = store.query_metrics(summary["run_id"])
     assert sum(m.metrics.get("dropped", 0) for m in metrics) > 0
