@@ -6,7 +6,8 @@ Figures (each printed as ours, peer, ours/peer):
   * the same cycle over HTTP through the store server (ours: `agent-lightning collector` on a
     SQLite file, in a subprocess; peer: `agl store --backend memory`);
   * OTLP/HTTP ingest of 20,000 spans in 512-span batches with the stock OTLPSpanExporter,
-    spans/s, verified by counting what the store holds.
+    spans/s, verified by counting what the store holds (ours: collector on a SQLite file, and on
+    memory:// as the peer's server runs).
 
 The peer runs from /work/shared/peer-bench (``PEER_BENCH``) in its own venv, made by its
 ``setup_peer_venv.sh``; when that fails the peer columns are skipped with the reason.
@@ -133,14 +134,14 @@ def otlp_ingest(url: str, store: LightningStore) -> tuple[float, int]:
 class CollectorProcess:
     """``agent-lightning collector`` on a SQLite file, as its own process (as users run it)."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, store_url: str) -> None:
         from tests.fixtures.scripted_openai import free_port
 
         self.url = f"http://127.0.0.1:{free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from agl_core.cli import main; main()", "collector",
-             "--host", "127.0.0.1", "--port", port, "--store", f"sqlite:///{db}"],
+             "--host", "127.0.0.1", "--port", port, "--store", store_url],
             cwd=ROOT,
         )
 
@@ -169,11 +170,14 @@ def measure_ours(workdir: Path) -> dict[str, float]:
     with LightningStore("memory://") as store:
         cycle(store, 20)
         out["cycle_memory"] = cycle(store, N_CYCLE)
-    with CollectorProcess(workdir / "served.db") as server, LightningStore(server.url) as client:
+    with CollectorProcess(f"sqlite:///{workdir / 'served.db'}") as server, LightningStore(server.url) as client:
         cycle(client, 10)
         out["cycle_http"] = cycle(client, N_HTTP_CYCLE)
         out["otlp_spans_per_s"], stored = otlp_ingest(server.url, client)
         out["otlp_spans_stored"] = stored
+        assert stored == N_OTLP, f"only {stored} of {N_OTLP} spans stored"
+    with CollectorProcess("memory://") as server, LightningStore(server.url) as client:
+        out["otlp_memory_spans_per_s"], stored = otlp_ingest(server.url, client)
         assert stored == N_OTLP, f"only {stored} of {N_OTLP} spans stored"
     return out
 
@@ -230,7 +234,8 @@ def main() -> None:
         ("cycle in-process, rollouts/s (ours: sqlite file)", "cycle_sqlite", "cycle_memory"),
         ("cycle in-process, rollouts/s (ours: memory://)", "cycle_memory", "cycle_memory"),
         ("cycle over HTTP, rollouts/s", "cycle_http", "cycle_http"),
-        (f"OTLP ingest, spans/s ({N_OTLP} in {OTLP_BATCH}-span batches)", "otlp_spans_per_s", "otlp_spans_per_s"),
+        (f"OTLP ingest, spans/s ({N_OTLP} in {OTLP_BATCH}-span batches; ours: sqlite file)", "otlp_spans_per_s", "otlp_spans_per_s"),
+        ("OTLP ingest, spans/s (ours: memory://)", "otlp_memory_spans_per_s", "otlp_spans_per_s"),
     ]
     print(f"\nstore benchmark (N_CYCLE={N_CYCLE}, N_HTTP_CYCLE={N_HTTP_CYCLE}, N_OTLP={N_OTLP})")
     print(f"peer: agentlightning 0.3.0 ({note})" if peer else f"peer: skipped — {note}")

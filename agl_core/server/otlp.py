@@ -9,6 +9,7 @@ which of its values is set, which `_any_value` handles.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -208,8 +209,6 @@ def encode_error(kind: str | None, status: int, message: str) -> tuple[bytes, st
         except ImportError:  # googleapis-common-protos comes with the OTLP exporters, not always
             return message.encode(), "text/plain; charset=utf-8"
         return status_pb2.Status(code=_GRPC_CODES.get(status, 3), message=message).SerializeToString(), PROTOBUF
-    import json
-
     return json.dumps({"code": _GRPC_CODES.get(status, 3), "message": message}).encode(), JSON
 
 
