@@ -258,11 +258,12 @@ class ModelServer:
             return _error(400, f"the request body is not valid JSON: {exc}", "invalid_request_error")
         except BadRequest as exc:
             return JSONResponse(exc.body(), status_code=400)
-        span = self._tracer.start_span(
-            semconv.chat_span_name(req.model), context=self._parent_context(request), kind=SpanKind.SERVER
-        )
+        parent = self._parent_context(request)
+        span = self._tracer.start_span(semconv.chat_span_name(req.model), context=parent, kind=SpanKind.SERVER)
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=trace.set_span_in_context(span, parent))
         try:
-            result = await self.backend.run(req)
+            result = await self.backend.run(req, headers)
             tokenizer = self.tokenizer
             body = chat_body(req, result, tokenizer) if kind == "chat" else completion_body(req, result, tokenizer)
             span.set_attributes(_span_attributes(req, result, body))

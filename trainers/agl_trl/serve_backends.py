@@ -45,7 +45,8 @@ class LocalBackend:
             raise BadRequest(f"the chat template rejected the messages: {exc}", "messages") from exc
         return list(ids["input_ids"] if isinstance(ids, dict) else ids)
 
-    async def run(self, req: Request) -> Result:
+    async def run(self, req: Request, headers: dict[str, str]) -> Result:
+        """`headers`: the trace headers for an upstream; a local model has none to call."""
         prompt = self.prompt_ids(req)
         room = self.engine.context_length - len(prompt)
         if room < 1:
@@ -105,13 +106,14 @@ class ProxyBackend:
                 body["logprobs"] = req.top_logprobs
         return body
 
-    async def run(self, req: Request) -> Result:
+    async def run(self, req: Request, headers: dict[str, str]) -> Result:
+        """`headers` carry our span's trace context, so an upstream ``serve`` joins the trace."""
         path = "/chat/completions" if req.kind == "chat" else "/completions"
-        response = await self.client.post(path, json=self._body(req, self.extensions))
+        response = await self.client.post(path, json=self._body(req, self.extensions), headers=headers)
         if response.status_code == 400 and self.extensions:
             log.warning("upstream refused logprobs/token-id extensions (%s); retrying without", response.text[:200])
             self.extensions = False
-            response = await self.client.post(path, json=self._body(req, False))
+            response = await self.client.post(path, json=self._body(req, False), headers=headers)
         try:
             data = response.json()
         except ValueError:

@@ -1,0 +1,330 @@
+"""`serve`: the real openai client against ModelServer on a tiny local model, spans in the store,
+trace joining, rollout-scoped URLs, policy switches, bad requests, the proxy and the CLI."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+
+import httpx
+import openai
+import pytest
+import torch
+from click.testing import CliRunner
+
+import agentlightning as agl
+from agl_core import semconv
+from agl_core.adapters import spans_to_triplets
+from agl_core.plugin_manager import instrument, uninstrument
+from agl_core.spans import parse_json_attr
+from agl_core.store import LightningStore
+from agl_core.telemetry import flush
+from agl_core.types import LLMEndpoint, ModelCheckpoint
+from agl_trl.serve import AGL_RESPONSE_CHOICES_TOKEN_IDS, ModelServer, watch_checkpoints
+from agl_trl.serve_protocol import parse_tool_calls
+from tests.fixtures.scripted_openai import ScriptedOpenAI
+from tests.trainers import serve_model
+from tests.trainers.serve_model import GREETING, GREETING_REPLY, QUESTION, TOOL_ARGUMENTS, TOOLS
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 2-layer model: more threads only add contention
+    yield serve_model.build()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def store():
+    store = LightningStore("memory://")
+    agl.configure(store=store)
+    return store
+
+
+@pytest.fixture()
+def server(tiny, store):
+    model, tokenizer = tiny
+    with ModelServer(model, tokenizer, model_name="policy", store=store, policy_version=3) as server:
+        yield server
+
+
+def client_for(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
+
+
+def server_spans(store: LightningStore, rollout_id: str | None = None) -> list:
+    flush()
+    spans = store.query_spans(rollout_id) if rollout_id else store.query_spans()
+    return [s for s in spans if s.attributes.get(semconv.GEN_AI_PROVIDER_NAME) == "agentlightning"]
+
+
+def test_chat_completion_greedy(server):
+    response = client_for(server.base_url).chat.completions.create(model="policy", messages=GREETING, temperature=0)
+    choice = response.choices[0]
+    assert choice.message.content == GREETING_REPLY and choice.finish_reason == "stop"
+    assert response.usage.completion_tokens > 0 and response.usage.prompt_tokens > 0
+    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+
+
+def test_models_and_completions(server, tiny):
+    client = client_for(server.base_url)
+    assert [m.id for m in client.models.list()] == ["policy"]
+    _, tokenizer = tiny
+    prompt = tokenizer.apply_chat_template(GREETING, add_generation_prompt=True, tokenize=False)
+    completion = client.completions.create(model="policy", prompt=prompt, temperature=0, max_tokens=20)
+    assert completion.choices[0].text == GREETING_REPLY
+
+
+def test_n_stop_max_tokens(server, store):
+    client = client_for(server.base_url)
+    two = client.chat.completions.create(model="policy", messages=GREETING, n=2, temperature=1.0, seed=1)
+    assert [c.index for c in two.choices] == [0, 1]
+    span = server_spans(store)[-1]
+    per_choice = parse_json_attr(span.attributes[AGL_RESPONSE_CHOICES_TOKEN_IDS])
+    assert len(per_choice) == 2 and per_choice[0] == span.attributes[semconv.AGL_RESPONSE_TOKEN_IDS]
+
+    stopped = client.chat.completions.create(model="policy", messages=GREETING, temperature=0, stop=[" there"])
+    assert stopped.choices[0].message.content == "hello" and stopped.choices[0].finish_reason == "stop"
+
+    short = client.chat.completions.create(model="policy", messages=GREETING, temperature=0, max_tokens=1)
+    assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 1
+    assert GREETING_REPLY.startswith(short.choices[0].message.content)
+    newer = client.chat.completions.create(model="policy", messages=GREETING, temperature=0, max_completion_tokens=1)
+    assert newer.usage.completion_tokens == 1
+
+
+def test_seed_is_deterministic(server):
+    client = client_for(server.base_url)
+
+    def sample(seed: int) -> list[str]:
+        r = client.chat.completions.create(
+            model="policy", messages=GREETING, temperature=1.5, n=3, seed=seed, max_tokens=12
+        )
+        return [c.message.content for c in r.choices]
+
+    assert sample(7) == sample(7)
+    assert len({tuple(sample(s)) for s in range(4)}) > 1  # temperature 1.5 on a tiny model varies
+
+
+def test_streaming_with_usage(server):
+    client = client_for(server.base_url)
+    chunks = list(
+        client.chat.completions.create(
+            model="policy", messages=GREETING, temperature=0, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == GREETING_REPLY
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+
+
+def test_tool_call_parsed(server, store):
+    response = client_for(server.base_url).chat.completions.create(
+        model="policy", messages=QUESTION, tools=TOOLS, temperature=0
+    )
+    choice = response.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "calculator" and json.loads(call.function.arguments) == TOOL_ARGUMENTS
+    span = server_spans(store)[-1]
+    (output,) = parse_json_attr(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])
+    assert output["parts"][0]["type"] == "tool_call" and output["parts"][0]["arguments"] == TOOL_ARGUMENTS
+    assert parse_json_attr(span.attributes[semconv.GEN_AI_TOOL_DEFINITIONS])[0]["function"]["name"] == "calculator"
+
+
+def test_tool_call_parser_and_template_round_trip(tiny):
+    _, tokenizer = tiny
+    calls = [
+        {"type": "function", "function": {"name": "calculator", "arguments": json.dumps({"expression": "1+1"})}},
+        {"type": "function", "function": {"name": "search", "arguments": {"q": "x"}}},
+    ]
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Let me see.", "tool_calls": calls}]
+    rendered = tokenizer.apply_chat_template(chat, tools=TOOLS, tokenize=False)
+    assistant = rendered.split("<|im_start|>assistant\n", 1)[1].split("<|im_end|>", 1)[0]
+    content, parsed = parse_tool_calls(assistant)
+    assert content == "Let me see."
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in parsed] == [
+        ("calculator", {"expression": "1+1"}),
+        ("search", {"q": "x"}),
+    ]
+    assert parse_tool_calls('<tool_call>{"name": oops}</tool_call>') == ('<tool_call>{"name": oops}</tool_call>', [])
+    assert parse_tool_calls("<tool_call>{") == ("<tool_call>{", [])
+
+
+def test_rollout_scoped_url_records_exact_tokens(server, store, tiny):
+    _, tokenizer = tiny
+    rollout = store.start_rollout({"q": "hi"})
+    rid, aid = rollout.rollout_id, rollout.attempt.attempt_id
+    url = server.endpoint().base_url(rid, aid)
+    assert url.endswith(f"/rollout/{rid}/attempt/{aid}/v1")
+    response = client_for(url).chat.completions.create(model="writer", messages=GREETING, temperature=0.7, seed=5)
+    (span,) = server_spans(store, rid)
+    attrs = span.attributes
+    assert span.name == "chat writer" and span.attempt_id == aid and span.parent_id is None
+    assert attrs[semconv.AGL_PROMPT_TOKEN_IDS] == tokenizer.apply_chat_template(
+        GREETING, add_generation_prompt=True, return_dict=False
+    )
+    ids = attrs[semconv.AGL_RESPONSE_TOKEN_IDS]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == response.choices[0].message.content
+    assert len(attrs[semconv.AGL_RESPONSE_LOGPROBS]) == len(ids) == response.usage.completion_tokens
+    assert attrs[semconv.AGL_POLICY_VERSION] == 3 and attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.7
+    (triplet,) = spans_to_triplets(store.query_spans(rid))
+    assert triplet.response_token_ids == ids and triplet.agent_name == "writer"
+
+
+def test_logprobs_are_the_policys_at_the_request_temperature(server, store, tiny):
+    model, tokenizer = tiny
+    rollout = store.start_rollout(None)
+    url = server.endpoint().base_url(rollout.rollout_id, rollout.attempt.attempt_id)
+    client_for(url).chat.completions.create(model="policy", messages=GREETING, temperature=0.5, seed=2, max_tokens=8)
+    (span,) = server_spans(store, rollout.rollout_id)
+    prompt, ids = span.attributes[semconv.AGL_PROMPT_TOKEN_IDS], span.attributes[semconv.AGL_RESPONSE_TOKEN_IDS]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1] / 0.5
+    expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids)[:, None]).view(-1)
+    assert torch.allclose(expected, torch.tensor(span.attributes[semconv.AGL_RESPONSE_LOGPROBS]), atol=1e-4)
+
+
+def test_span_is_child_of_the_instrumented_clients_span(server, store):
+    assert instrument(["openai"]) == ["openai"]
+    try:
+        with agl.tracer.trace("asker", {"q": "hi"}) as run:
+            reply = client_for(server.base_url).chat.completions.create(
+                model="policy", messages=GREETING, temperature=0
+            )
+        rid = run.rollout.rollout_id
+    finally:
+        uninstrument()
+    spans = store.query_spans(rid)
+    server_span = next(s for s in spans if s.attributes.get(semconv.GEN_AI_PROVIDER_NAME) == "agentlightning")
+    client_span = next(s for s in spans if s.span_id == server_span.parent_id)
+    assert client_span.name.startswith("chat") and client_span.trace_id == server_span.trace_id
+    assert server_span.rollout_id == rid  # from the baggage
+    (triplet,) = spans_to_triplets(spans)
+    assert triplet.span_id == client_span.span_id and triplet.agent_name == "asker"
+    assert triplet.response_token_ids == server_span.attributes[semconv.AGL_RESPONSE_TOKEN_IDS]
+    assert triplet.policy_version == 3 and reply.choices[0].message.content == GREETING_REPLY
+
+
+def test_policy_version_switch(server, store):
+    client = client_for(server.base_url)
+    with server.paused():  # what a trainer does around an in-place optimizer step
+        assert server.set_policy(version=5) == 5
+    client.chat.completions.create(model="policy", messages=GREETING, temperature=0)
+    assert server_spans(store)[-1].attributes[semconv.AGL_POLICY_VERSION] == 5
+    assert server.endpoint().policy_version == 5 and server.set_policy() == 6
+
+
+def test_checkpoint_in_store_is_loaded(server, store, tiny, tmp_path):
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_checkpoints, args=(server, store, 0.05, stop), daemon=True)
+    watcher.start()
+    try:
+        store.add_resources({"ckpt": ModelCheckpoint(path=str(tmp_path / "ckpt"), step=9)})
+        for _ in range(200):
+            if server.policy_version == 9:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        watcher.join()
+    assert server.policy_version == 9 and server.engine.model is not model
+    reply = client_for(server.base_url).chat.completions.create(model="policy", messages=GREETING, temperature=0)
+    assert reply.choices[0].message.content == GREETING_REPLY
+
+
+def test_concurrent_requests_are_batched_and_equal_to_sequential(server):
+    client = client_for(server.base_url)
+    asks = [(GREETING, None), (QUESTION, TOOLS)] * 6
+
+    def ask(item):
+        messages, tools = item
+        kwargs = {"tools": tools} if tools else {}
+        r = client.chat.completions.create(model="policy", messages=messages, temperature=0, **kwargs)
+        return r.choices[0].message.model_dump_json()
+
+    sequential = [ask(a) for a in asks[:2]]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(ask, asks))
+    strip = lambda s: {**json.loads(s), "tool_calls": [c["function"] for c in json.loads(s).get("tool_calls") or []]}  # noqa: E731
+    assert [strip(s) for s in together] == [strip(s) for s in sequential] * 6
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"model": "policy", "messages": GREETING, "frobnicate": 1}, "frobnicate"),
+        ({"model": "policy", "messages": []}, "messages"),
+        ({"model": "policy", "messages": [{"role": "robot", "content": "x"}]}, "role"),
+        ({"model": "policy", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "text"),
+        ({"model": "policy", "messages": GREETING, "temperature": 3}, "temperature"),
+        ({"model": "policy", "messages": GREETING, "n": 0}, "'n'"),
+        ({"model": "policy", "messages": GREETING, "max_tokens": -1}, "max_tokens"),
+        ({"model": "policy", "messages": GREETING, "tool_choice": "required"}, "tool_choice"),
+        ({"messages": GREETING}, "model"),
+    ],
+)
+def test_bad_requests_are_400_and_the_server_goes_on(server, body, needle):
+    response = httpx.post(server.base_url + "/chat/completions", json=body)
+    assert response.status_code == 400 and needle in response.json()["error"]["message"]
+    assert httpx.post(server.base_url + "/chat/completions", content=b"{not json").status_code == 400
+    with pytest.raises(openai.BadRequestError):
+        client_for(server.base_url).chat.completions.create(model="policy", messages=GREETING, top_p=7)
+    ok = client_for(server.base_url).chat.completions.create(model="policy", messages=GREETING, temperature=0)
+    assert ok.choices[0].message.content == GREETING_REPLY
+
+
+def test_proxy_to_scripted_upstream_records_messages_without_tokens(store):
+    with ScriptedOpenAI(lambda body: "upstream says hi") as upstream:
+        with ModelServer(proxy=upstream.base_url, store=store) as proxy:
+            rollout = store.start_rollout(None)
+            url = proxy.endpoint().base_url(rollout.rollout_id, rollout.attempt.attempt_id)
+            reply = client_for(url).chat.completions.create(model="gpt-x", messages=GREETING)
+            streamed = client_for(url).chat.completions.create(model="gpt-x", messages=GREETING, stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "upstream says hi"
+        sent = upstream.chat_requests()[0]["body"]
+    assert reply.choices[0].message.content == "upstream says hi" and sent["logprobs"] is True
+    assert reply.choices[0].logprobs is None  # the client did not ask for them
+    span = server_spans(store, rollout.rollout_id)[0]
+    assert parse_json_attr(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"] == "upstream says hi"
+    assert semconv.AGL_RESPONSE_TOKEN_IDS not in span.attributes and semconv.AGL_PROMPT_TOKEN_IDS not in span.attributes
+
+
+def test_proxy_to_our_own_server_passes_token_ids_through(server, store):
+    with ModelServer(proxy=server.base_url, store=store, policy_version=None) as proxy:
+        rollout = store.start_rollout(None)
+        url = proxy.endpoint().base_url(rollout.rollout_id, rollout.attempt.attempt_id)
+        reply = client_for(url).chat.completions.create(model="policy", messages=QUESTION, tools=TOOLS, temperature=0)
+    assert reply.choices[0].message.tool_calls[0].function.name == "calculator"
+    spans = server_spans(store)
+    outer = next(s for s in spans if s.rollout_id == rollout.rollout_id and s.parent_id is None)
+    inner = next(s for s in spans if s.parent_id == outer.span_id)  # the proxy passes the trace on
+    assert inner.rollout_id == rollout.rollout_id
+    for key in (semconv.AGL_PROMPT_TOKEN_IDS, semconv.AGL_RESPONSE_TOKEN_IDS, semconv.AGL_RESPONSE_LOGPROBS):
+        assert outer.attributes[key] == inner.attributes[key]
+
+
+def test_proxy_relays_upstream_errors(server, store):
+    with ModelServer(proxy=server.base_url, store=store) as proxy:
+        with pytest.raises(openai.BadRequestError, match="temperature"):
+            client_for(proxy.base_url).chat.completions.create(model="p", messages=GREETING, temperature=3)
+
+
+def test_endpoint_resource(server):
+    endpoint = server.endpoint()
+    assert isinstance(endpoint, LLMEndpoint) and endpoint.rollout_scoped and endpoint.model == "policy"
+    assert endpoint.endpoint == server.base_url and server.endpoint(rollout_scoped=False).rollout_scoped is False
+
+
+def test_cli_help():
+    from agl_core.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0 and "--proxy" in result.output and "--model" in result.output
+    assert CliRunner().invoke(main, ["serve"]).exit_code != 0
