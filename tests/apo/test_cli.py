@@ -47,6 +47,13 @@ def test_train_and_export_the_example(server, tmp_path):
     assert all(c["parent"] in {h["candidate_id"] for h in history} for c in history[1:])
     assert (out / "history.txt").read_text().count("[round") == len(history)
 
+    # `agent-lightning eval --checkpoint RUN_DIR` evaluates with the run's best prompt
+    apo = build_apo(load_config(EXAMPLE_DIR / "config.yaml"))
+    with apo.eval_resources(str(run_dir)) as resources:
+        assert resources["room_selector"].template == best["prompts"]["room_selector"]
+    with apo.eval_resources() as resources:
+        assert rules_in(resources["room_selector"].template) == set()
+
 
 def test_config_settings_merge_and_unknown_keys_are_named(tmp_path):
     config = parse_config(
