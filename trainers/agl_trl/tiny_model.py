@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -35,7 +35,7 @@ from agl_core.paths import cache_dir
 from . import arith
 
 # Bump when the build code changes in a way that changes the result, to invalidate caches.
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
 
 # ChatML-style template with OpenAI tools. Tools render as one line each (the tiny model has a short
 # context); tool calls render in the Hermes/Qwen form ``<tool_call>{"name": …, "arguments": …}</tool_call>``
@@ -85,16 +85,21 @@ class TinyModelSpec:
     """Everything that determines a tiny model; its hash names the cache folder."""
 
     name: str = "tiny-calc"
-    vocab_size: int = 1024
+    vocab_size: int = 2048
     hidden_size: int = 128
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 384
-    # Warm start: supervised steps over arithmetic chats, a fraction `tool_rate` of which call the tool.
     warmstart_steps: int = 300
     batch_size: int = 64
     learning_rate: float = 3e-3
     tool_rate: float = 0.3
+    """How often the warm-started policy calls the calculator (sampled at temperature 1)."""
+    demo_tool_rate: float = 0.7
+    """Fraction of demonstrations that use the tool (>= ``tool_rate``). The first assistant token — the
+    route choice — is learned only on a subsample whose tool rate is ``tool_rate``, so the mechanics of
+    tool use (copying the expression, then the result) get most of the data while the policy still
+    calls the tool rarely. Copying is what a tiny model learns slowest."""
     heldout_seed: int = 1234
     seed: int = 0
 
@@ -116,8 +121,10 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec(), *, force: bool = Fal
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     heldout = arith.heldout_tasks(seed=spec.heldout_seed)
+    if not 0 < spec.tool_rate <= spec.demo_tool_rate < 1:
+        raise ValueError("need 0 < tool_rate <= demo_tool_rate < 1")
     chats = arith.warmstart_conversations(
-        spec.warmstart_steps * spec.batch_size, seed=spec.seed, tool_rate=spec.tool_rate, exclude=heldout
+        spec.warmstart_steps * spec.batch_size, seed=spec.seed, tool_rate=spec.demo_tool_rate, exclude=heldout
     )
     tools = [arith.CALCULATOR_TOOL]
     tokenizer = train_tokenizer(render_jinja_template(chats[:4000], tools=tools, chat_template=CHAT_TEMPLATE)[0], spec)
@@ -135,13 +142,14 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec(), *, force: bool = Fal
 
 
 def train_tokenizer(texts: list[str], spec: TinyModelSpec) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with one token per digit (as Qwen does) and merges that may span words within a
-    line, so the fixed scaffolding of a chat (prompts, tool-call JSON) compresses into a few tokens."""
+    """Byte-level BPE that splits numbers into chunks of up to 3 digits (as Llama 3 does) and lets merges
+    span words within a line, so a chat's fixed scaffolding (prompts, tool-call JSON) compresses into a few
+    tokens and copying a number is copying one or two tokens."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split("\n", "isolated"),  # never merge across a role header
-            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.Split(Regex(r"\d{1,3}"), "isolated"),  # numbers in 3-digit chunks, as Llama 3
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -210,6 +218,14 @@ def warm_start(
 ) -> None:
     """Supervised warm start on assistant tokens only; AdamW with warmup and cosine decay."""
     ids, masks = encode_chats(tokenizer, chats, tools)
+    # Keep the route choice's loss on all direct answers and on just enough tool demonstrations that the
+    # learned tool rate is spec.tool_rate: keep / (keep + direct) = tool_rate.
+    q = spec.demo_tool_rate
+    keep = spec.tool_rate * (1 - q) / (q * (1 - spec.tool_rate))
+    rng = random.Random(spec.seed + 2)
+    for chat, mask in zip(chats, masks):
+        if any(m.get("tool_calls") for m in chat) and rng.random() >= keep:
+            mask[mask.index(1)] = 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
     warmup = max(1, spec.warmstart_steps // 20)
 
