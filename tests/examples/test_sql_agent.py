@@ -1,0 +1,51 @@
+"""The SQL agent example: tools, traces and the execution-match reward, on a scripted model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import agentlightning as agl
+from agl_core import semconv
+from agl_core.runner import Runner
+from examples.sql_agent.agent import sql_agent
+from examples.sql_agent.db import build_database, questions
+from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
+
+
+def scripted_sql_model(wrong: set[str]):
+    """Schema first, then the gold SQL (or a wrong one for questions in `wrong`), then an answer."""
+    gold = {q["question"]: q["sql"] for q in questions()}
+
+    def respond(body: dict) -> object:
+        question = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        tool_results = [m for m in body["messages"] if m["role"] == "tool"]
+        if not tool_results:
+            return tool_call("query_schema")
+        if len(tool_results) == 1:
+            sql = "SELECT 1" if question in wrong else gold[question]
+            return tool_call("execute_sql", query=sql)
+        return f"The answer is {json.loads(tool_results[-1]['content'])[0][0]}."
+
+    return respond
+
+
+def test_sql_agent_rewards_execution_match_and_traces_tools(tmp_path: Path) -> None:
+    db = build_database(tmp_path / "shop.db")
+    store = agl.LightningStore("memory://")
+    agl.configure(store)
+    tasks = questions()[:4]
+    with ScriptedOpenAI(scripted_sql_model(wrong={tasks[1]["question"]})) as server:
+        res = store.add_resources({"llm": agl.LLMEndpoint(endpoint=server.base_url, model="sql-model")})
+        store.enqueue_rollouts([{"input": t, "resources_id": res.resources_id} for t in tasks])
+        Runner(sql_agent(db), store).run()
+        assert len(server.chat_requests()) == 3 * len(tasks)
+    rewards = {r.input["question"]: r.final_reward for r in store.query_rollouts()}
+    assert rewards == {t["question"]: (0.0 if t is tasks[1] else 1.0) for t in tasks}
+    rollout = store.query_rollouts()[0]
+    spans = store.query_spans(rollout.rollout_id)
+    tools = [s.attributes[semconv.GEN_AI_TOOL_NAME] for s in spans if s.name.startswith("execute_tool")]
+    assert tools == ["query_schema", "execute_sql"]
+    triplets = agl.rollout_triplets(store, rollout, agents=["sql-agent"])
+    assert len(triplets) == 3 and all(t.reward == rollout.final_reward for t in triplets)
+    assert triplets[0].tools and {t["function"]["name"] for t in triplets[0].tools} == {"query_schema", "execute_sql"}
