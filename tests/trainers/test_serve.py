@@ -93,6 +93,10 @@ def test_n_stop_max_tokens(server, store):
     assert GREETING_REPLY.startswith(short.choices[0].message.content)
     newer = client.chat.completions.create(model="policy", messages=GREETING, temperature=0, max_completion_tokens=1)
     assert newer.usage.completion_tokens == 1
+    longer = client.chat.completions.create(
+        model="policy", messages=GREETING, temperature=0, max_tokens=9, extra_body={"ignore_eos": True}
+    )
+    assert longer.usage.completion_tokens == 9 and longer.choices[0].finish_reason == "length"
 
 
 def test_seed_is_deterministic(server):

@@ -59,6 +59,7 @@ class LocalBackend:
             seed=req.seed,
             stop=req.stop,
             top_logprobs=req.top_logprobs,
+            ignore_eos=req.ignore_eos,
         )
         samples = await asyncio.wrap_future(self.engine.submit(prompt, params, req.n))
         choices = []

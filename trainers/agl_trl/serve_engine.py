@@ -1,7 +1,7 @@
 """Batched sampling on a transformers causal LM: the generation engine behind ``serve``.
 
-Requests that arrive within ``batch_window_s`` of each other (up to ``max_batch_size`` sequences)
-are generated together in one left-padded forward pass per token, with a KV cache; finished rows
+Requests that arrive within ``batch_window_s`` of each other (up to ``max_batch_size`` sequences,
+and for at most ``max_wait_s`` after the first) are generated together in one left-padded forward pass per token, with a KV cache; finished rows
 are dropped from the batch as they finish. Our own loop, rather than ``model.generate``, because
 rows of one batch differ in temperature, top_p, seed, stop strings and length, and because we
 need each sampled token's log-probability.
@@ -30,8 +30,10 @@ import torch
 
 #: Default cap on the sequences generated together (a request with ``n`` choices counts ``n``).
 DEFAULT_MAX_BATCH_SIZE = 64
-#: How long the batcher waits for more requests after the first one arrives.
+#: The batcher closes a batch once no request arrived for this long ...
 DEFAULT_BATCH_WINDOW_S = 0.005
+#: ... or this long after the batch's first request, whichever comes first.
+DEFAULT_MAX_WAIT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     #: How many alternatives per position to report (OpenAI ``top_logprobs``); 0 for none.
     top_logprobs: int = 0
+    #: Keep generating after an end-of-sequence token (vLLM's ``ignore_eos``; for benchmarks).
+    ignore_eos: bool = False
 
 
 @dataclass
@@ -106,10 +110,12 @@ class BatchedGenerator:
         *,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         batch_window_s: float = DEFAULT_BATCH_WINDOW_S,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
     ) -> None:
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_s
+        self.max_wait_s = max_wait_s
         self.lock = threading.RLock()
         #: policy version stamped on every sample; change it under `lock` together with the weights.
         self.version: int | None = None
@@ -166,7 +172,8 @@ class BatchedGenerator:
             if job is None:
                 return
             jobs, rows = [job], job.n
-            deadline = time.monotonic() + self.batch_window_s
+            first = time.monotonic()
+            deadline = first + self.batch_window_s
             stopping = False
             while rows < self.max_batch_size:
                 try:
@@ -178,6 +185,8 @@ class BatchedGenerator:
                     break
                 jobs.append(nxt)
                 rows += nxt.n
+                # requests still streaming in: wait for a quiet gap, but never past max_wait_s
+                deadline = min(time.monotonic() + self.batch_window_s, first + self.max_wait_s)
             self._run(jobs)
             if stopping:
                 return
@@ -276,15 +285,16 @@ class BatchedGenerator:
                 drop_sorted &= top_p[:, None] < 1
                 drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
                 filtered = filtered.masked_fill(drop, float("-inf"))
-            probs = filtered.exp().cpu()
+            # exponential race: argmax(p / E), E ~ Exp(1), samples from p (cheaper than multinomial)
+            noise = torch.empty(filtered.shape)  # on the CPU, where the generators are
             shared = [k for k, b in enumerate(sampled) if rows[b].generator is None]
             if shared:
-                picks = torch.multinomial(probs[shared], 1, generator=self._rng).view(-1)
-                for k, tok in zip(shared, picks.tolist()):
-                    tokens[sampled[k]] = tok
+                noise[shared] = noise[shared].exponential_(generator=self._rng)
             for k, b in enumerate(sampled):
                 if rows[b].generator is not None:
-                    tokens[b] = int(torch.multinomial(probs[k], 1, generator=rows[b].generator))
+                    noise[k].exponential_(generator=rows[b].generator)
+            picks = (filtered.exp() / noise.to(filtered.device)).argmax(-1)
+            tokens[sampled] = picks
         chosen = logp.gather(-1, tokens.view(-1, 1)).view(-1).tolist()
         want_top = max(p.top_logprobs for p in params)
         top = logp.topk(want_top, dim=-1) if want_top else None
@@ -301,7 +311,7 @@ class BatchedGenerator:
         """Add a sampled token; True when the row is finished."""
         sample = row.sample
         sample.token_ids.append(token)
-        if token in self.eos_ids:
+        if token in self.eos_ids and not row.job.params.ignore_eos:
             sample.finish_reason, row.done = "stop", True
         elif len(sample.token_ids) >= limit:
             sample.finish_reason, row.done = "length", True

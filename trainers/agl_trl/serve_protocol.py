@@ -24,7 +24,7 @@ _IGNORED = {"user", "metadata", "store", "parallel_tool_calls", "service_tier", 
 _COMMON = {"model", "temperature", "top_p", "n", "max_tokens", "stop", "seed", "stream", "stream_options",
            "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
            # vLLM extensions, so that a `serve --proxy` in front of us gets token ids back.
-           "return_token_ids", "return_tokens_as_token_ids"}  # fmt: skip
+           "return_token_ids", "return_tokens_as_token_ids", "ignore_eos"}  # fmt: skip
 CHAT_KEYS = _COMMON | _IGNORED | {"messages", "tools", "tool_choice", "max_completion_tokens", "response_format"}
 COMPLETION_KEYS = _COMMON | _IGNORED | {"prompt", "echo", "suffix"}
 
@@ -64,6 +64,7 @@ class Request:
     top_logprobs: int = 0
     return_token_ids: bool = False
     tokens_as_ids: bool = False
+    ignore_eos: bool = False
 
 
 def _number(body: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -183,6 +184,7 @@ def parse_request(body: Any, kind: str) -> Request:
         include_usage=bool(stream_options.get("include_usage")),
         return_token_ids=_flag(body, "return_token_ids"),
         tokens_as_ids=_flag(body, "return_tokens_as_token_ids"),
+        ignore_eos=_flag(body, "ignore_eos"),
     )
     if req.top_p == 0:
         raise BadRequest("'top_p' must be > 0", "top_p")
