@@ -248,8 +248,8 @@ class BatchedGenerator:
         while True:
             tokens = self._sample(logits.float(), [rows[i] for i in active])
             keep = []
-            for b, i in enumerate(active):
-                if not self._append(rows[i], int(tokens[b]), limits[i]):
+            for b, (i, token) in enumerate(zip(active, tokens.tolist())):  # one device sync per step
+                if not self._append(rows[i], token, limits[i]):
                     keep.append(b)
             if not keep:
                 return
