@@ -22,14 +22,13 @@ Streaming sends the finished generation as SSE chunks (no token-by-token latency
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import uvicorn
 from opentelemetry import baggage, propagate, trace
@@ -138,6 +137,9 @@ class ModelServer:
             self.backend: LocalBackend | ProxyBackend = LocalBackend(self.engine, tokenizer)
         else:
             self.backend = ProxyBackend(proxy, api_key=proxy_api_key)  # type: ignore[arg-type]
+        #: ``hook(request, rollout_id, attempt_id) -> request``, called on every request before
+        #: generation: lets a trainer impose its sampling (temperature, seeds) on agents it does not own.
+        self.request_hook: Callable[[Request, str | None, str | None], Request] | None = None
         self._tracer = get_tracer()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -259,6 +261,9 @@ class ModelServer:
         except BadRequest as exc:
             return JSONResponse(exc.body(), status_code=400)
         parent = self._parent_context(request)
+        if self.request_hook is not None:
+            ids = (baggage.get_baggage(semconv.AGL_ROLLOUT_ID, parent), baggage.get_baggage(semconv.AGL_ATTEMPT_ID, parent))
+            req = self.request_hook(req, *(str(i) if i else None for i in ids))
         span = self._tracer.start_span(semconv.chat_span_name(req.model), context=parent, kind=SpanKind.SERVER)
         headers: dict[str, str] = {}
         propagate.inject(headers, context=trace.set_span_in_context(span, parent))
