@@ -332,3 +332,28 @@ def test_cli_help():
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "--proxy" in result.output and "--model" in result.output
     assert CliRunner().invoke(main, ["serve"]).exit_code != 0
+
+
+def test_openai_logprobs_and_top_p(server, store):
+    client = client_for(server.base_url)
+    reply = client.chat.completions.create(
+        model="policy", messages=GREETING, temperature=1.0, seed=4, logprobs=True, top_logprobs=2
+    )
+    entries = reply.choices[0].logprobs.content
+    span = server_spans(store)[-1]
+    assert [e.logprob for e in entries] == pytest.approx(span.attributes[semconv.AGL_RESPONSE_LOGPROBS])
+    assert "".join(e.token for e in entries).startswith(reply.choices[0].message.content)
+    assert all(len(e.top_logprobs) == 2 and e.top_logprobs[0].logprob >= e.logprob - 1e-6 for e in entries)
+    # a tiny nucleus keeps only the most likely token: sampling at a high temperature becomes greedy
+    nucleus = client.chat.completions.create(model="policy", messages=GREETING, temperature=1.9, top_p=1e-6)
+    assert nucleus.choices[0].message.content == GREETING_REPLY
+
+
+def test_completion_from_token_ids(server, tiny):
+    _, tokenizer = tiny
+    ids = tokenizer.apply_chat_template(GREETING, add_generation_prompt=True, return_dict=False)
+    body = {"model": "policy", "prompt": ids, "temperature": 0, "logprobs": 0, "return_token_ids": True}
+    data = httpx.post(server.base_url + "/completions", json=body).json()
+    (choice,) = data["choices"]
+    assert choice["text"] == GREETING_REPLY and data["prompt_token_ids"] == ids
+    assert len(choice["logprobs"]["token_logprobs"]) == len(choice["token_ids"]) == data["usage"]["completion_tokens"]
