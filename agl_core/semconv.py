@@ -53,6 +53,9 @@ AGL_PROMPT_TOKEN_IDS = "agl.prompt.token_ids"
 AGL_RESPONSE_TOKEN_IDS = "agl.response.token_ids"
 AGL_RESPONSE_LOGPROBS = "agl.response.logprobs"
 AGL_POLICY_VERSION = "agl.policy.version"
+# With n > 1 the attributes above hold choice 0; every choice's ids/logprobs are JSON lists here.
+AGL_RESPONSE_CHOICES_TOKEN_IDS = "agl.response.choices.token_ids"
+AGL_RESPONSE_CHOICES_LOGPROBS = "agl.response.choices.logprobs"
 
 # Span names of the other emitters; each carries its payload in the attribute of the same stem.
 SPAN_REWARD = "agl.reward"

@@ -21,7 +21,7 @@ from agl_core.spans import parse_json_attr
 from agl_core.store import LightningStore
 from agl_core.telemetry import flush
 from agl_core.types import LLMEndpoint, ModelCheckpoint
-from agl_trl.serve import AGL_RESPONSE_CHOICES_TOKEN_IDS, ModelServer, watch_checkpoints
+from agl_trl.serve import ModelServer, watch_checkpoints
 from agl_trl.serve_protocol import parse_tool_calls
 from tests.fixtures.scripted_openai import ScriptedOpenAI
 from tests.trainers import serve_model
@@ -82,7 +82,7 @@ def test_n_stop_max_tokens(server, store):
     two = client.chat.completions.create(model="policy", messages=GREETING, n=2, temperature=1.0, seed=1)
     assert [c.index for c in two.choices] == [0, 1]
     span = server_spans(store)[-1]
-    per_choice = parse_json_attr(span.attributes[AGL_RESPONSE_CHOICES_TOKEN_IDS])
+    per_choice = parse_json_attr(span.attributes[semconv.AGL_RESPONSE_CHOICES_TOKEN_IDS])
     assert len(per_choice) == 2 and per_choice[0] == span.attributes[semconv.AGL_RESPONSE_TOKEN_IDS]
 
     stopped = client.chat.completions.create(model="policy", messages=GREETING, temperature=0, stop=[" there"])

@@ -51,8 +51,6 @@ from agl_trl.serve_protocol import BadRequest, Request, Result, chat_body, compl
 log = logging.getLogger("agentlightning.serve")
 
 #: Every choice's sampled ids / logprobs (JSON list of lists) when a request asks for ``n > 1``.
-AGL_RESPONSE_CHOICES_TOKEN_IDS = "agl.response.choices.token_ids"
-AGL_RESPONSE_CHOICES_LOGPROBS = "agl.response.choices.logprobs"
 PROVIDER = "agentlightning"
 
 
@@ -83,8 +81,8 @@ def _span_attributes(req: Request, result: Result, body: dict[str, Any]) -> dict
         if first.logprobs is not None:
             attrs[semconv.AGL_RESPONSE_LOGPROBS] = first.logprobs
     if len(result.choices) > 1 and all(c.token_ids is not None for c in result.choices):
-        attrs[AGL_RESPONSE_CHOICES_TOKEN_IDS] = json_attr([c.token_ids for c in result.choices])
-        attrs[AGL_RESPONSE_CHOICES_LOGPROBS] = json_attr([c.logprobs for c in result.choices])
+        attrs[semconv.AGL_RESPONSE_CHOICES_TOKEN_IDS] = json_attr([c.token_ids for c in result.choices])
+        attrs[semconv.AGL_RESPONSE_CHOICES_LOGPROBS] = json_attr([c.logprobs for c in result.choices])
     if result.policy_version is not None:
         attrs[semconv.AGL_POLICY_VERSION] = result.policy_version
     return attrs
