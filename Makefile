@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` (install + the main job) and `make test`.
-.PHONY: setup demo test bench
+.PHONY: setup demo test
 
 setup:
 	@bash scripts/setup.sh
@@ -10,6 +10,3 @@ demo: setup
 test: setup
 	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: browser tests will be skipped"
 	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
-
-bench: setup
-	.venv/bin/python benchmarks/run_all.py
