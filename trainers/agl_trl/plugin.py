@@ -15,3 +15,24 @@ def agl_cli_commands() -> list[Any]:
     from agl_trl.serve_cli import serve
 
     return [serve]
+
+
+def _lazy(module: str, attr: str) -> Any:
+    """A function that imports `module` (torch, trl) only when called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    return call
+
+
+@hookimpl
+def agl_algorithms() -> dict[str, Any]:
+    return {name: _lazy("agl_trl.trainers", f"{name}_factory") for name in ("grpo", "rloo", "sft")}
+
+
+@hookimpl
+def agl_exporters() -> dict[str, Any]:
+    return {"hf": _lazy("agl_trl.export", "export_hf"), "lora": _lazy("agl_trl.export", "export_lora")}

@@ -1,0 +1,218 @@
+"""Supervised fine-tuning from traces (config name ``sft``), with TRL's ``SFTTrainer``.
+
+Data comes from one of three places, in this order:
+
+- ``dataset``: a JSONL file of conversations (``{"messages": [...], "tools": [...]}`` per line),
+  trained on assistant tokens only (the chat template's ``{% generation %}`` marks them);
+- ``traces_run``: the succeeded rollouts of an earlier run whose reward reaches ``reward_threshold``;
+- otherwise the trainer collects them itself: each round runs the agent ``samples_per_task`` times
+  per training task on the current policy and keeps the good rollouts (rejection sampling / expert
+  iteration), for ``episodes`` rounds.
+
+Traces train on the token ids `serve` recorded, one example per LLM call of the selected agents:
+``input_ids`` = prompt + response ids and ``completion_mask`` = 1 on the response only, handed to
+TRL pre-tokenized (``completion_only_loss=True``), so nothing is re-tokenized.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from agl_core.adapters import rollout_triplets
+from agl_core.algorithm import Algorithm
+from agl_core.store.base import LightningStore
+from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
+
+from .checkpoints import save_checkpoint
+from .policy import derive_seed, endpoint_with, evaluate, load_policy, serving
+from .rl import _fmt, _progress, _run_log, _summary
+
+log = logging.getLogger("agentlightning")
+
+
+@dataclass
+class SFTConfig:
+    """One SFT run. Names follow TRL's ``SFTConfig`` where an equivalent exists."""
+
+    model: str = ""
+    """Path or hub name of the model; empty (or ``tiny``) means the tiny model built on this machine."""
+    algorithm: str = "sft"
+    episodes: int = 1
+    """Collect-then-train rounds when traces are collected here (a dataset or ``traces_run`` is one round)."""
+    dataset: str | None = None
+    """JSONL of conversations to train on instead of traces."""
+    traces_run: str | None = None
+    """Run id whose rollouts are the traces (instead of collecting new ones)."""
+    reward_threshold: float = 1.0
+    """A trace is kept when its rollout succeeded with at least this reward."""
+    samples_per_task: int = 4
+    """Rollouts per training task when collecting traces."""
+    optimize: list[str] = field(default_factory=list)
+    """Agents whose LLM calls become examples; empty means every call."""
+    epochs: float = 1.0
+    """Passes over each round's examples (TRL's ``num_train_epochs``)."""
+    batch_size: int = 8
+    """Examples per optimizer step (TRL's ``per_device_train_batch_size``)."""
+    learning_rate: float = 1e-4
+    max_length: int = 1024
+    """Examples are truncated to this many tokens."""
+    temperature: float = 1.0
+    """Sampling temperature of collected traces and of the sampled held-out accuracy."""
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    output_dir: str = "runs/sft"
+    seed: int = 0
+    rollout_timeout_s: float = 120.0
+    lora: bool = False
+    lora_rank: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "samples_per_task", "batch_size", "max_length", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+def trace_examples(
+    store: LightningStore, rollouts: Sequence[Rollout], *, threshold: float, agents: Sequence[str] | None
+) -> list[dict[str, list[int]]]:
+    """Pre-tokenized examples from the good rollouts' recorded token ids (response tokens masked in)."""
+    examples = []
+    for rollout in rollouts:
+        if rollout.status != "succeeded" or rollout.final_reward is None or rollout.final_reward < threshold:
+            continue
+        for t in rollout_triplets(store, rollout, agents=agents or None):
+            if t.prompt_token_ids and t.response_token_ids:
+                ids = t.prompt_token_ids + t.response_token_ids
+                mask = [0] * len(t.prompt_token_ids) + [1] * len(t.response_token_ids)
+                examples.append({"input_ids": ids, "completion_mask": mask})
+    return examples
+
+
+def conversation_examples(path: str | Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+                    raise ValueError(f"{path}:{lineno}: expected an object with a 'messages' list")
+                rows.append({k: row[k] for k in ("messages", "tools") if row.get(k)})
+    return rows
+
+
+def fine_tune(model: Any, tokenizer: Any, examples: list[dict[str, Any]], cfg: SFTConfig, out: Path) -> float:
+    """One TRL ``SFTTrainer`` pass over `examples`; returns the mean training loss."""
+    from datasets import Dataset
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer as TRLSFTTrainer
+
+    conversational = "messages" in examples[0]
+    args = TRLSFTConfig(
+        output_dir=str(out / "trl"),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        assistant_only_loss=conversational,
+        seed=cfg.seed,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    if conversational and all("tools" not in e for e in examples):
+        examples = [{"messages": e["messages"]} for e in examples]
+    trainer = TRLSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
+    result = trainer.train()
+    model.eval()
+    return float(result.training_loss)
+
+
+class SFTAlgorithm(Algorithm):
+    name = "sft"
+
+    def __init__(self, config: SFTConfig, *, resume: bool = False) -> None:
+        self.config = config
+        self.resume = resume
+
+    def run(self, store: LightningStore, train_tasks: Sequence[Task], eval_tasks: Sequence[Task]) -> dict[str, Any]:
+        cfg = self.config
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        model, tokenizer = load_policy(cfg.model, lora=cfg.lora, lora_rank=cfg.lora_rank)
+        run_id = new_id("run")
+        store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out)))
+        (out / "run.json").write_text(json.dumps({"run_id": run_id, "algorithm": "sft", "store": store.url}))
+        heldout: dict[str, Any] = {}
+        fixed_data = cfg.dataset is not None or cfg.traces_run is not None
+        rounds = 1 if fixed_data else cfg.episodes
+        if not fixed_data and not train_tasks:
+            raise ValueError("SFT needs a dataset, a traces_run, or training tasks to collect traces on")
+        checkpoint = None
+        with _run_log(out) as log_path, serving(model, tokenizer, store) as server:
+
+            def held_out(label: str) -> dict[str, float]:
+                return evaluate(
+                    store, server, eval_tasks, temperature=cfg.temperature, top_p=cfg.top_p,
+                    max_tokens=cfg.max_new_tokens, seed=derive_seed(cfg.seed, "heldout"), run_id=run_id,
+                    timeout=cfg.rollout_timeout_s, label=label,
+                )  # fmt: skip
+
+            if eval_tasks:
+                heldout["before"] = held_out("before")
+                store.add_metrics(run_id, 0, heldout["before"])
+            for step in _progress(range(1, rounds + 1), rounds, 0):
+                examples, reward_mean = self._examples(store, server, train_tasks, run_id, step)
+                metrics: dict[str, Any] = {"step": step, "reward_mean": reward_mean, "examples": len(examples), "kl": None}
+                if examples:
+                    with server.paused():
+                        metrics["loss"] = fine_tune(model, tokenizer, examples, cfg, out)
+                    server.set_policy(version=step)
+                else:
+                    log.warning("round %d: no example reached reward %.3g; nothing to train on", step, cfg.reward_threshold)
+                    metrics["loss"] = None
+                if eval_tasks and step == rounds:
+                    heldout["after"] = held_out("after")
+                    metrics.update(heldout["after"])
+                store.add_metrics(run_id, step, metrics)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                log.info("round %d/%d %s", step, rounds, _fmt(metrics))
+            checkpoint = save_checkpoint(out, rounds, model, tokenizer, extra={"run_id": run_id, "base_model": cfg.model})
+            store.add_resources({"checkpoint": ModelCheckpoint(path=str(checkpoint), step=rounds)}, metadata={"run_id": run_id})
+        (out / "heldout.json").write_text(json.dumps(heldout, indent=2))
+        store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out), status="finished"))
+        return _summary(run_id, cfg, out, store, checkpoint, heldout, log_path)  # type: ignore[arg-type]
+
+    def _examples(
+        self, store: LightningStore, server: Any, tasks: Sequence[Task], run_id: str, step: int
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        cfg = self.config
+        if cfg.dataset is not None:
+            return conversation_examples(cfg.dataset), None
+        if cfg.traces_run is not None:
+            rollouts = store.query_rollouts(status="succeeded", run_id=cfg.traces_run)
+        else:
+            endpoint = endpoint_with(
+                server, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+                seed=derive_seed(cfg.seed, "collect", step),
+            )  # fmt: skip
+            resources_id = store.add_resources({"llm": endpoint}, metadata={"run_id": run_id, "step": step}).resources_id
+            rollouts = self.run_rollouts(
+                store, tasks, resources_id=resources_id, repeats=cfg.samples_per_task, run_id=run_id,
+                timeout=cfg.rollout_timeout_s, metadata={"step": step},
+            )  # fmt: skip
+        rewards = [r.final_reward for r in rollouts if r.final_reward is not None]
+        examples = trace_examples(store, rollouts, threshold=cfg.reward_threshold, agents=cfg.optimize)
+        return examples, (sum(rewards) / len(rewards) if rewards else None)

@@ -1,0 +1,144 @@
+"""The Python API: ``GRPOTrainer``, ``RLOOTrainer``, ``SFTTrainer`` — an algorithm plus `fit()`.
+
+``GRPOTrainer(config=RLConfig(...), store=None).train(agent, train_tasks=None, eval_tasks=None)``
+trains `agent` — an `agl.Agent`, a ``@agl.rollout`` function or any ``agent(task, resources)`` —
+and returns the run's summary (paths, held-out accuracies before/after). Tasks may be `Task`s or
+plain dicts; left out, training uses the built-in ``math`` set (and, when both are left out, its
+eval split for held-out evaluation). The same mapping serves ``agent-lightning train``: a config
+file's ``training`` keys become the dataclass's fields (`config_from`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Sequence
+
+from agl_core.algorithm import Algorithm, fit
+from agl_core.config import Config, ConfigError
+from agl_core.paths import agl_home
+from agl_core.store.base import LightningStore
+from agl_core.tasksets import load_tasks
+from agl_core.types import Task
+
+from .config import RLConfig
+from .sft import SFTConfig
+
+#: `TrainingConfig` keys the runner (not the algorithm) uses.
+_RUNNER_KEYS = {"n_workers", "resume"}
+
+
+def config_from(cls: type, config: Config) -> Any:
+    """`cls` (RLConfig or SFTConfig) from a config file: ``training`` keys, ``model.path``, ``agent.optimize``.
+
+    Unknown training keys are an error naming them; ``output_dir`` defaults to
+    ``$AGL_HOME/runs/<agent>-<algorithm>`` (stable, so ``--resume`` finds it) and is relative to the file.
+    """
+    training = {k: v for k, v in config.training.model_dump().items() if k not in _RUNNER_KEYS and v is not None}
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(training) - known - {"algorithm"})
+    if unknown:
+        raise ConfigError(
+            f"training: unknown key(s) for {config.training.algorithm}: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    if config.model.endpoint:
+        raise ConfigError(f"model.endpoint: {config.training.algorithm} trains weights it serves itself; give model.path")
+    values = {k: v for k, v in training.items() if k in known}
+    values["model"] = config.model.path
+    if config.agent.optimize:
+        values["optimize"] = list(config.agent.optimize)
+    output_dir = training.get("output_dir")
+    values["output_dir"] = str(
+        config.resolve_path(output_dir) if output_dir else agl_home() / "runs" / f"{config.agent.name}-{config.training.algorithm}"
+    )
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"training: {exc}") from None
+
+
+def as_tasks(tasks: Sequence[Task | dict[str, Any]]) -> list[Task]:
+    """`Task`s as given; dicts become tasks whose id derives from their content (stable across runs)."""
+    from .policy import derive_seed
+
+    out = []
+    for item in tasks:
+        if isinstance(item, Task):
+            out.append(item)
+        else:
+            out.append(Task(task_id=f"task-{derive_seed(json.dumps(item, sort_keys=True, default=str)) % 10**12}", input=item))
+    return out
+
+
+class _Trainer:
+    algorithm_name = ""
+    config_class: type = RLConfig
+
+    def __init__(self, config: Any = None, store: LightningStore | str | None = None, *, n_workers: int = 2) -> None:
+        config = config if config is not None else self.config_class()
+        if self.config_class is RLConfig and config.algorithm != self.algorithm_name:
+            config = dataclasses.replace(config, algorithm=self.algorithm_name)
+        self.config = config
+        self.store = store
+        self.n_workers = n_workers
+
+    def algorithm(self, resume: bool = False) -> Algorithm:
+        if self.config_class is SFTConfig:
+            from .sft import SFTAlgorithm
+
+            return SFTAlgorithm(self.config, resume=resume)
+        from .rl import RLAlgorithm
+
+        return RLAlgorithm(self.config, resume=resume)
+
+    def train(
+        self,
+        agent: Any,
+        train_tasks: Sequence[Task | dict[str, Any]] | None = None,
+        eval_tasks: Sequence[Task | dict[str, Any]] | None = None,
+        *,
+        resume: bool = False,
+    ) -> dict[str, Any]:
+        """Train `agent`; returns the summary (``sampled_before``/``sampled_after``, ``greedy_*``, paths)."""
+        if train_tasks is None:
+            train_tasks = load_tasks("math", "train")
+            if eval_tasks is None:
+                eval_tasks = load_tasks("math", "eval")
+        store = self.store if isinstance(self.store, LightningStore) else LightningStore(self.store)
+        return fit(
+            self.algorithm(resume), agent, store, as_tasks(train_tasks), as_tasks(eval_tasks or []), n_workers=self.n_workers
+        )
+
+
+class GRPOTrainer(_Trainer):
+    """GRPO: group mean/std advantages, token-level clipped loss (see `RLConfig`)."""
+
+    algorithm_name = "grpo"
+
+
+class RLOOTrainer(_Trainer):
+    """RLOO: leave-one-out advantages, sequence-level clipped loss (see `RLConfig`)."""
+
+    algorithm_name = "rloo"
+
+
+class SFTTrainer(_Trainer):
+    """SFT on good traces or a JSONL of conversations, with TRL's SFTTrainer (see `SFTConfig`)."""
+
+    algorithm_name = "sft"
+    config_class = SFTConfig
+
+
+def grpo_factory(config: Config) -> Algorithm:
+    from .rl import RLAlgorithm
+
+    return RLAlgorithm(config_from(RLConfig, config), resume=bool(getattr(config.training, "resume", False)))
+
+
+rloo_factory = grpo_factory  # the algorithm name travels in training.algorithm
+
+
+def sft_factory(config: Config) -> Algorithm:
+    from .sft import SFTAlgorithm
+
+    return SFTAlgorithm(config_from(SFTConfig, config), resume=bool(getattr(config.training, "resume", False)))
