@@ -1,0 +1,63 @@
+"""Resume: stop after step k, resume from the checkpoint, and step k+1 gives the same weights as an
+uninterrupted run with the same seed (sampling is seeded per (seed, step, task, repeat, call))."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import agentlightning as agl
+from agl_core.algorithm import fit
+from agl_core.emit import emit_tool_call
+from agl_trl.checkpoints import latest_checkpoint, load_state
+from agl_trl.rl import RLAlgorithm
+from tests.trainers.rl_fixtures import CALC, HI, length_reward, rl_config, save_policy, single_thread
+
+TASKS = [agl.Task(task_id="a", input=HI), agl.Task(task_id="b", input=CALC), agl.Task(task_id="c", input={"question": "Say hello", "answer": 1})]
+
+
+def agent(task, resources):
+    text = emit_tool_call(None, [{"role": "user", "content": task["question"]}]).choices[0].message.content or ""
+    return length_reward(text)
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    threads = single_thread()
+    yield save_policy(tmp_path_factory.mktemp("policy"))
+    torch.set_num_threads(threads)
+
+
+def train(policy: Path, out: Path, episodes: int, resume: bool = False) -> dict:
+    store = agl.LightningStore("memory://")
+    agl.configure(store=store)
+    config = rl_config(policy, out, episodes=episodes, checkpoint_every=1, seed=7, group_size=4)
+    # one worker: requests reach the server one at a time, so batching cannot perturb the numerics
+    return fit(RLAlgorithm(config, resume=resume), agent, store, TASKS, n_workers=1)
+
+
+def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / "model.safetensors"))
+
+
+def test_resumed_run_matches_an_uninterrupted_one(policy, tmp_path):
+    k = 2
+    full = train(policy, tmp_path / "full", episodes=k + 1)
+    train(policy, tmp_path / "split", episodes=k)
+    assert latest_checkpoint(tmp_path / "split").name == f"step-{k}"
+    resumed = train(policy, tmp_path / "split", episodes=k + 1, resume=True)
+    assert resumed["run_id"] == load_state(tmp_path / "split" / "checkpoints" / f"step-{k}")["run_id"]
+
+    a, b = weights(Path(full["checkpoint"])), weights(Path(resumed["checkpoint"]))
+    assert Path(resumed["checkpoint"]).name == f"step-{k + 1}" and a.keys() == b.keys()
+    start = weights(tmp_path / "full" / "checkpoints" / f"step-{k}")
+    assert any(not torch.equal(a[n], start[n]) for n in a)  # step k+1 changed the weights...
+    assert all(torch.equal(a[n], b[n]) for n in a)  # ...identically in both runs
+    full_state = load_state(Path(full["checkpoint"]))["optimizer"]["state"]
+    resumed_state = load_state(Path(resumed["checkpoint"]))["optimizer"]["state"]
+    assert all(torch.equal(full_state[i]["exp_avg"], resumed_state[i]["exp_avg"]) for i in full_state)
+    steps = [line for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == k + 1
