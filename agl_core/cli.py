@@ -54,6 +54,8 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
         eval_tasks = build_tasks(config, "eval")
         if not train_tasks:
             raise ConfigError("environment.train_tasks: no training tasks (name a task set or a JSONL file)")
+        config.training.resume = resume  # type: ignore[attr-defined]
+        algorithm = build_algorithm(config)  # validates the algorithm's own keys, dry run included
         if dry_run:
             click.echo(f"agent:      {agent.name} ({config.agent.type}); optimize: {config.agent.optimize or 'all agents'}")
             click.echo(f"model:      {config.model.endpoint or config.model.path}")
@@ -62,8 +64,6 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
             click.echo(f"store:      {lstore.url}")
             click.echo("dry run: config is valid; nothing was trained")
             return
-        config.training.resume = resume  # type: ignore[attr-defined]
-        algorithm = build_algorithm(config)
     except ConfigError as exc:
         _fail(str(exc))
     summary = fit(algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers)
