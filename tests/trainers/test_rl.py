@@ -4,6 +4,7 @@ RLOO with a KL penalty on a LoRA adapter."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -126,3 +127,11 @@ def test_rloo_with_kl_on_a_lora_adapter(policy, store, tmp_path):
     assert metrics["kl"] is not None and metrics["kl"] >= 0 and torch.isfinite(torch.tensor(metrics["loss"]))
     checkpoint = Path(summary["checkpoint"])
     assert (checkpoint / "adapter_config.json").exists() and (checkpoint / "trainer_state.pt").exists()
+
+
+def test_python_api_as_in_the_readme(policy, store, tmp_path):
+    config = agl.RLConfig(model=str(policy), episodes=1, batch_size=2, group_size=2, max_new_tokens=8, output_dir=str(tmp_path))
+    summary = agl.RLOOTrainer(config=config, store=store).train(calc_agent(), train_tasks=[HI, CALC], eval_tasks=[CALC])
+    assert summary["algorithm"] == "rloo" and Path(summary["checkpoint"]).name == "step-1"
+    assert {"sampled_before", "sampled_after", "greedy_before", "greedy_after"} <= set(summary)
+    assert json.loads((tmp_path / "heldout.json").read_text())["after"]["heldout_accuracy_greedy"] == summary["greedy_after"]
