@@ -39,15 +39,18 @@ def test_loads_back_with_auto_classes_and_same_tokens(built: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(built)
     assert model.config.vocab_size == len(tok)
     chat = arith.warmstart_conversation(arith.ArithTask(123, "*", 456), use_tool=True)
+    direct = arith.warmstart_conversation(arith.ArithTask(123, "*", 456), use_tool=False)
     encoded = tok.apply_chat_template(chat, tools=[arith.CALCULATOR_TOOL], return_dict=True,
                                       return_assistant_tokens_mask=True)
     ids, mask = encoded["input_ids"], encoded["assistant_masks"]
     text = tok.decode(ids)
-    assert "- calculator(expression): Evaluate an arithmetic expression." in text
-    assert '<tool_call>{"name": "calculator", "arguments": {"expression": "123*456"}}</tool_call>' in text
-    assert "<|im_start|>tool\n56088<|im_end|>" in text
+    assert "- calculator(): Compute the exact answer to the question." in text
     assert tok.decode([t for t, m in zip(ids, mask) if m]) == (
-        '<tool_call>{"name": "calculator", "arguments": {"expression": "123*456"}}</tool_call><|im_end|>'
+        '<tool_call>{"name": "calculator", "arguments": {}}</tool_call><|im_end|>'
+    )
+    encoded = tok.apply_chat_template(direct, tools=[arith.CALCULATOR_TOOL], return_dict=True,
+                                      return_assistant_tokens_mask=True)
+    assert tok.decode([t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"]) if m]) == (
         "The answer is 56088.<|im_end|>"
     )
     # Numbers split into 3-digit chunks and the tool-call markers are whole tokens that survive decoding.

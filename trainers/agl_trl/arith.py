@@ -3,11 +3,15 @@
 Numbers are big enough (2-3 digits) that answering from memory is usually wrong, so the
 policy choice that matters is *calling the calculator* — the thing RL has to learn.
 Held-out tasks are a fixed, seeded set that every training generator excludes.
+
+The calculator is bound to the question the agent was asked (it takes no arguments) and its
+result is the agent's answer. That keeps the task about the decision, not about copying digits:
+a ~1M-parameter model warm-started for a minute does not learn to copy numbers reliably, and a
+policy that cannot succeed gives RL nothing to reinforce.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterator
@@ -20,12 +24,8 @@ CALCULATOR_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "calculator",
-        "description": "Evaluate an arithmetic expression.",
-        "parameters": {
-            "type": "object",
-            "properties": {"expression": {"type": "string"}},
-            "required": ["expression"],
-        },
+        "description": "Compute the exact answer to the question.",
+        "parameters": {"type": "object", "properties": {}},
     },
 }
 
@@ -98,24 +98,18 @@ def final_answer(value: int) -> str:
     return f"The answer is {value}."
 
 
-def tool_call(expression: str, call_id: str = "call_0") -> dict[str, Any]:
-    """An OpenAI-shaped tool call (arguments as a JSON string, as the API sends them)."""
-    arguments = json.dumps({"expression": expression})
-    return {"id": call_id, "type": "function", "function": {"name": "calculator", "arguments": arguments}}
+def tool_call(call_id: str = "call_0") -> dict[str, Any]:
+    """An OpenAI-shaped calculator call (arguments as a JSON string, as the API sends them)."""
+    return {"id": call_id, "type": "function", "function": {"name": "calculator", "arguments": "{}"}}
 
 
 def warmstart_conversation(task: ArithTask, use_tool: bool) -> list[dict[str, Any]]:
-    """A demonstration: either the tool route or an answer "from memory" (always the true answer —
-    the tiny model still gets most of these wrong when it imitates them)."""
+    """A demonstration: either the calculator call (whose result the agent returns) or an answer
+    "from memory" (always the true answer — the tiny model still gets most of these wrong)."""
     messages = prompt_messages(task)
     if not use_tool:
         return [*messages, {"role": "assistant", "content": final_answer(task.answer)}]
-    return [
-        *messages,
-        {"role": "assistant", "content": "", "tool_calls": [tool_call(task.expression)]},
-        {"role": "tool", "tool_call_id": "call_0", "content": str(task.answer)},
-        {"role": "assistant", "content": final_answer(task.answer)},
-    ]
+    return [*messages, {"role": "assistant", "content": "", "tool_calls": [tool_call()]}]
 
 
 def warmstart_conversations(

@@ -35,7 +35,7 @@ from agl_core.paths import cache_dir
 from . import arith
 
 # Bump when the build code changes in a way that changes the result, to invalidate caches.
-_BUILD_VERSION = 2
+_BUILD_VERSION = 3
 
 # ChatML-style template with OpenAI tools. Tools render as one line each (the tiny model has a short
 # context); tool calls render in the Hermes/Qwen form ``<tool_call>{"name": …, "arguments": …}</tool_call>``
@@ -91,15 +91,11 @@ class TinyModelSpec:
     num_heads: int = 4
     intermediate_size: int = 384
     warmstart_steps: int = 300
-    batch_size: int = 64
+    batch_size: int = 32
     learning_rate: float = 3e-3
     tool_rate: float = 0.3
-    """How often the warm-started policy calls the calculator (sampled at temperature 1)."""
-    demo_tool_rate: float = 0.7
-    """Fraction of demonstrations that use the tool (>= ``tool_rate``). The first assistant token — the
-    route choice — is learned only on a subsample whose tool rate is ``tool_rate``, so the mechanics of
-    tool use (copying the expression, then the result) get most of the data while the policy still
-    calls the tool rarely. Copying is what a tiny model learns slowest."""
+    """How often the warm-started policy calls the calculator (sampled at temperature 1); below 0.5,
+    so the greedy policy answers from memory and RL has a real choice to teach."""
     heldout_seed: int = 1234
     seed: int = 0
 
@@ -121,10 +117,10 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec(), *, force: bool = Fal
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     heldout = arith.heldout_tasks(seed=spec.heldout_seed)
-    if not 0 < spec.tool_rate <= spec.demo_tool_rate < 1:
-        raise ValueError("need 0 < tool_rate <= demo_tool_rate < 1")
+    if not 0 < spec.tool_rate < 1:
+        raise ValueError("tool_rate must be in (0, 1)")
     chats = arith.warmstart_conversations(
-        spec.warmstart_steps * spec.batch_size, seed=spec.seed, tool_rate=spec.demo_tool_rate, exclude=heldout
+        spec.warmstart_steps * spec.batch_size, seed=spec.seed, tool_rate=spec.tool_rate, exclude=heldout
     )
     tools = [arith.CALCULATOR_TOOL]
     tokenizer = train_tokenizer(render_jinja_template(chats[:4000], tools=tools, chat_template=CHAT_TEMPLATE)[0], spec)
@@ -218,14 +214,6 @@ def warm_start(
 ) -> None:
     """Supervised warm start on assistant tokens only; AdamW with warmup and cosine decay."""
     ids, masks = encode_chats(tokenizer, chats, tools)
-    # Keep the route choice's loss on all direct answers and on just enough tool demonstrations that the
-    # learned tool rate is spec.tool_rate: keep / (keep + direct) = tool_rate.
-    q = spec.demo_tool_rate
-    keep = spec.tool_rate * (1 - q) / (q * (1 - spec.tool_rate))
-    rng = random.Random(spec.seed + 2)
-    for chat, mask in zip(chats, masks):
-        if any(m.get("tool_calls") for m in chat) and rng.random() >= keep:
-            mask[mask.index(1)] = 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
     warmup = max(1, spec.warmstart_steps // 20)
 
