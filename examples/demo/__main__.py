@@ -1,36 +1,96 @@
-"""The README's main job (until the trainer lands): trace an agent over a few tasks, then read the
-rollouts, spans and rewards back from the embedded store."""
+"""The README's main job: an unchanged arithmetic agent gets measurably better with GRPO.
+
+The agent is plain `openai` code with a calculator tool, traced by the openai plugin with no code
+change. The policy is a ~1M-parameter model built and warm-started on this machine (no downloads,
+cached). Training runs in this process on the embedded SQLite store: `serve` answers the agent's
+chat calls and records the token ids it sampled, the trainer reads them back from the store.
+
+The warm-started policy calls the calculator only about a third of the time and, greedily, answers
+from memory (and is wrong); GRPO has to teach it when to call the tool.
+"""
 
 from __future__ import annotations
 
+import argparse
+import time
+from typing import Any
+
+import torch
+from openai import OpenAI
+
 import agentlightning as agl
-from agl_core.graders import last_number
-from agl_core.runner import Runner
-from agl_core.tasksets import load_tasks
+
+# The task ships with the trainer because the tiny model is warm-started on it.
+from agl_trl import arith
+from agl_trl.tiny_model import build_tiny_model
 
 
-def calculator(expression: str) -> float:
-    with agl.tracer.trace("calculator", {"expression": expression}):
-        return float(eval(expression, {"__builtins__": {}}))  # demo only: trusted task text
+@agl.rollout(name="calc-agent")
+def calc_agent(task: dict[str, Any], resources: dict[str, Any]) -> float:
+    """Ask the model; if it calls the calculator, the calculator's result is the answer."""
+    llm = resources["llm"]
+    rollout = agl.current_rollout()
+    client = OpenAI(base_url=llm.base_url(rollout.rollout_id, rollout.attempt_id), api_key=llm.api_key or "local")
+    problem = arith.ArithTask(task["a"], task["op"], task["b"])
+    response = client.chat.completions.create(
+        model=llm.model,
+        messages=arith.prompt_messages(problem),
+        tools=[arith.CALCULATOR_TOOL],
+        **llm.sampling_parameters,
+    )
+    message = response.choices[0].message
+    answer = str(arith.calculate(problem.expression)) if message.tool_calls else message.content
+    return arith.reward(answer, problem)
 
 
-def arithmetic_agent(task: dict, resources: dict) -> float:
-    expression = task["question"].removeprefix("What is ").rstrip("?")
-    answer = calculator(expression)
-    agl.emit_message(f"answer: {answer:g}")
-    return float(last_number(f"{answer:g}") == task["answer"])
+def as_task(problem: arith.ArithTask) -> agl.Task:
+    return agl.Task(task_id=f"arith-{problem.expression}", input={"a": problem.a, "op": problem.op, "b": problem.b})
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--output-dir", default=None, help="run folder (default: $AGL_HOME/runs/demo)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    torch.set_num_threads(1)  # one thread per core is faster on a small CPU than two fighting for it
+
+    print("building the tiny model (cached after the first run) ...", flush=True)
+    model_path = build_tiny_model()
+    agl.instrument(["openai"])
+
+    heldout = arith.heldout_tasks(256)
+    stream = arith.train_tasks(seed=0, exclude=heldout)
+    train = [as_task(next(stream)) for _ in range(2048)]
+    from agl_core.paths import agl_home
+
+    output_dir = args.output_dir or str(agl_home() / "runs" / "demo")
+    config = agl.RLConfig(
+        model=str(model_path),
+        algorithm="grpo",
+        episodes=args.steps,
+        batch_size=16,
+        group_size=8,
+        learning_rate=2e-3,
+        max_new_tokens=24,
+        temperature=1.0,
+        eval_every=0,
+        checkpoint_every=0,
+        output_dir=output_dir,
+    )
     store = agl.LightningStore()
-    agl.configure(store)
-    tasks = load_tasks("math", "eval", n=5)
-    store.enqueue_rollouts([{"input": t.input, "task_id": t.task_id, "mode": "test"} for t in tasks])
-    Runner(arithmetic_agent, store).run()
-    for rollout in store.query_rollouts(mode="test", newest_first=True, limit=len(tasks)):
-        spans = store.query_spans(rollout.rollout_id)
-        print(f"{rollout.rollout_id} {rollout.status:<9} reward={rollout.final_reward} spans={[s.name for s in spans]}")
-    print(f"store: {store.url}")
+    summary = agl.GRPOTrainer(config=config, store=store, n_workers=16).train(
+        calc_agent, train_tasks=train, eval_tasks=[as_task(p) for p in heldout]
+    )
+    print(f"\nrun folder:  {summary['output_dir']}")
+    print(f"checkpoint:  {summary['checkpoint']}")
+    print(f"metrics:     {summary['metrics']}")
+    print(f"log:         {summary['log']}")
+    print(f"store:       {summary['store']}")
+    print(f"total time:  {time.perf_counter() - started:.0f} s (model build included)")
+    for mode in ("sampled", "greedy"):
+        before, after = summary[f"{mode}_before"], summary[f"{mode}_after"]
+        print(f"held-out accuracy ({mode}): {before:.3f} -> {after:.3f} ({after - before:+.3f})")
 
 
 if __name__ == "__main__":
