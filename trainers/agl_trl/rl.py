@@ -252,14 +252,14 @@ class RLAlgorithm(Algorithm):
             return token_logps(net, batch.prompts[part], batch.completions[part], pad_token_id=pad, temperature=temperature)
 
         need_old = cfg.updates_per_batch > 1 or (cfg.algorithm == "rloo" and cfg.beta)
-        with torch.no_grad():
+        with torch.no_grad(), _no_kv_cache(model):
             old = [logps(model, c)[0] for c in chunks] if need_old else [None] * len(chunks)
             ref = [self._ref_logps(ctx, logps, c) for c in chunks] if cfg.beta else [None] * len(chunks)
         owner = torch.tensor(batch.owner)
         kl_value = None
         if cfg.algorithm == "rloo":
             if cfg.beta:
-                row_kl = torch.cat([sequence_kl(o, r, logps(model, c)[1]) for o, r, c in zip(old, ref, chunks)])
+                row_kl = torch.cat([sequence_kl(o, r, _mask(batch.completions[c], o.size(1))) for o, r, c in zip(old, ref, chunks)])
                 penalty = torch.zeros_like(rewards).index_add_(0, owner, row_kl)
                 rewards = rewards - cfg.beta * penalty
                 kl_value = row_kl.mean().item()
@@ -268,6 +268,18 @@ class RLAlgorithm(Algorithm):
             advantages = grpo_advantages(rewards, batch.groups, scale_rewards=cfg.scale_rewards)[owner]
         n_rows, n_tokens = len(batch.prompts), sum(len(c) for c in batch.completions)
         model.train()
+        with _no_kv_cache(model):
+            total, clipped, kls = self._optimize(ctx, batch, chunks, logps, old, ref, advantages, n_rows, n_tokens)
+        model.eval()
+        if kls:
+            kl_value = sum(kls) / n_tokens
+        return {"loss": total, "kl": kl_value, "clip_fraction": clipped / n_tokens}
+
+    def _optimize(
+        self, ctx: "_StepContext", batch: Batch, chunks: list[slice], logps: Any, old: list[Any], ref: list[Any],
+        advantages: torch.Tensor, n_rows: int, n_tokens: int,
+    ) -> tuple[float, float, list[float]]:  # fmt: skip
+        cfg, model = self.config, ctx.model
         for _ in range(cfg.updates_per_batch):
             total, clipped, kls = 0.0, 0.0, []
             for chunk, old_c, ref_c in zip(chunks, old, ref):
@@ -291,10 +303,7 @@ class RLAlgorithm(Algorithm):
             ctx.optimizer.step()
             ctx.scheduler.step()
             ctx.optimizer.zero_grad(set_to_none=True)
-        model.eval()
-        if kls:
-            kl_value = sum(kls) / n_tokens
-        return {"loss": total, "kl": kl_value, "clip_fraction": clipped / n_tokens}
+        return total, clipped, kls
 
     @staticmethod
     def _ref_logps(ctx: "_StepContext", logps: Any, chunk: slice) -> torch.Tensor:
@@ -302,6 +311,26 @@ class RLAlgorithm(Algorithm):
             return logps(ctx.reference, chunk)[0]
         with ctx.model.disable_adapter():  # LoRA: the base model is the reference
             return logps(ctx.model, chunk)[0]
+
+
+def _mask(completions: list[list[int]], width: int) -> torch.Tensor:
+    """Completion-token mask of right-padded rows (as `token_logps` builds it)."""
+    lengths = torch.tensor([len(c) for c in completions])
+    return (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).float()
+
+
+@contextlib.contextmanager
+def _no_kv_cache(model: Any) -> Iterator[None]:
+    """Training forwards need no KV cache; building one costs time (the server asks for its own)."""
+    config = getattr(model, "config", None)
+    previous = getattr(config, "use_cache", None)
+    if config is not None:
+        config.use_cache = False
+    try:
+        yield
+    finally:
+        if config is not None:
+            config.use_cache = previous
 
 
 @dataclass

@@ -1,0 +1,132 @@
+"""Update tokens/s of our GRPO step against TRL's ``GRPOTrainer`` on the same model, batch and
+sequence lengths, in one run.
+
+What is measured: the *update* only — from a batch of already sampled completions to updated
+weights (forward over prompt + completion, clipped GRPO loss, backward, grad clipping, AdamW
+step). Generation is excluded on both sides: TRL generates the batch once
+(``_generate_and_score_completions``), then its ``compute_loss`` + backward + optimizer step is
+timed on that batch; ours (`RLAlgorithm._update`) is timed on the very same prompt and completion
+token ids and rewards. Same model weights at the start of each repeat, same loss settings
+(``loss_type=dapo``, ``beta=0``, one update per batch). Tokens = unpadded prompt + completion
+tokens of the batch; both sides are charged the same count.
+
+    python benchmarks/trainer.py [--tasks 8] [--group 8] [--completion 32] [--hidden 256] [--layers 4] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+from datasets import Dataset
+
+from agl_trl import arith
+from agl_trl.config import RLConfig
+from agl_trl.rl import Batch, RLAlgorithm, _StepContext
+from agl_trl.tiny_model import CHAT_TEMPLATE, TinyModelSpec, new_model, train_tokenizer
+
+
+def build(hidden: int, layers: int) -> tuple[Any, Any]:
+    """A random-init Llama of the tiny model's architecture (the update cost does not depend on training)."""
+    spec = TinyModelSpec(hidden_size=hidden, num_layers=layers, intermediate_size=3 * hidden, num_heads=4)
+    chats = arith.warmstart_conversations(500, seed=0, tool_rate=0.5, exclude=[])
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    tokenizer = train_tokenizer(render_jinja_template(chats, tools=[arith.CALCULATOR_TOOL], chat_template=CHAT_TEMPLATE)[0], spec)
+    torch.manual_seed(0)
+    return new_model(tokenizer, spec), tokenizer
+
+
+def trl_batch(model: Any, tokenizer: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from trl import GRPOConfig, GRPOTrainer
+
+    prompts = [arith.prompt_messages(t) for t in arith.heldout_tasks(args.tasks, seed=5)]
+    config = GRPOConfig(
+        output_dir="/tmp/agl-bench-trl", per_device_train_batch_size=args.tasks * args.group,
+        num_generations=args.group, max_completion_length=args.completion, beta=0.0, loss_type="dapo",
+        learning_rate=1e-5, report_to=[], use_cpu=not torch.cuda.is_available(), logging_steps=1, save_strategy="no",
+        generation_kwargs={"min_new_tokens": args.completion},  # equal lengths: every row is `completion` long
+    )  # fmt: skip
+
+    def reward(completions: list[Any], **_: Any) -> list[float]:
+        return [float(i % 2) for i in range(len(completions))]  # fixed, half the rows rewarded: non-zero advantages
+
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tokenizer)
+    rows = [{"prompt": p} for p in prompts for _ in range(args.group)]
+    model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which we bypass
+    inputs = trainer._generate_and_score_completions(rows)
+    return trainer, inputs
+
+
+def time_trl(trainer: Any, model: Any, inputs: dict[str, Any]) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    model.train()
+    start = time.perf_counter()
+    loss = trainer.compute_loss(model, inputs)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def ours_batch(inputs: dict[str, Any], group: int) -> tuple[Batch, torch.Tensor]:
+    batch = Batch()
+    prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"].bool()
+    completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"].bool()
+    for i in range(prompt_ids.size(0)):
+        batch.prompts.append(prompt_ids[i][prompt_mask[i]].tolist())
+        batch.completions.append(completion_ids[i][completion_mask[i]].tolist())
+        batch.owner.append(i)
+        batch.rewards.append(float(i % 2))
+        batch.groups.append(str(i // group))
+    return batch, torch.tensor(batch.rewards)
+
+
+def time_ours(model: Any, tokenizer: Any, batch: Batch, rewards: torch.Tensor, args: argparse.Namespace) -> float:
+    config = RLConfig(model="bench", batch_size=args.tasks, group_size=args.group, max_new_tokens=args.completion, learning_rate=1e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    ctx = _StepContext(None, None, model, tokenizer, optimizer, scheduler, None, "bench")  # type: ignore[arg-type]
+    start = time.perf_counter()
+    RLAlgorithm(config)._update(ctx, batch, rewards)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=8)
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--completion", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    model, tokenizer = build(args.hidden, args.layers)
+    initial = copy.deepcopy(model.state_dict())
+    trainer, inputs = trl_batch(model, tokenizer, args)
+    batch, rewards = ours_batch(inputs, args.group)
+    tokens = batch.tokens
+    trl_times, our_times = [], []
+    for _ in range(args.repeats):  # interleaved, each from the same weights
+        model.load_state_dict(initial)
+        trl_times.append(time_trl(trainer, model, inputs))
+        model.load_state_dict(initial)
+        our_times.append(time_ours(model, tokenizer, batch, rewards, args))
+    trl_s, ours_s = statistics.median(trl_times), statistics.median(our_times)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(f"model: {params:.2f}M params; batch: {len(batch.prompts)} rows ({args.tasks} tasks x {args.group}), "
+          f"{tokens} tokens (completions {args.completion}); torch threads {torch.get_num_threads()}; median of {args.repeats}")  # fmt: skip
+    print(f"TRL GRPOTrainer update: {trl_s * 1e3:8.1f} ms  {tokens / trl_s:10.0f} tokens/s")
+    print(f"agl_trl GRPO update:    {ours_s * 1e3:8.1f} ms  {tokens / ours_s:10.0f} tokens/s")
+    print(f"ratio (ours / TRL tokens/s): {trl_s / ours_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
