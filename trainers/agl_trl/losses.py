@@ -165,8 +165,12 @@ def token_logps(
     offsets = torch.tensor([len(p) - 1 for p in prompts]).unsqueeze(1) + torch.arange(t_max).unsqueeze(0)
     mask = (torch.arange(t_max).unsqueeze(0) < torch.tensor([len(c) for c in completions]).unsqueeze(1)).float()
     offsets = offsets.clamp(max=width - 1)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits
-    logits = logits.gather(1, offsets.unsqueeze(-1).expand(-1, -1, logits.size(-1))).float() / temperature
     targets = input_ids.gather(1, (offsets + 1).clamp(max=width - 1))
+    # Only the positions from the shortest prompt's end onwards predict completion tokens: asking the
+    # model for just those logits (as TRL does) skips most of the vocabulary projection.
+    keep = width - (min(len(p) for p in prompts) - 1)
+    logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=keep).logits
+    offsets = offsets - (width - logits.size(1))
+    logits = logits.gather(1, offsets.unsqueeze(-1).expand(-1, -1, logits.size(-1))).float() / temperature
     logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return logps * mask, mask
