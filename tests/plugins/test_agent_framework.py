@@ -11,8 +11,8 @@ from agl_core import semconv
 from agl_core.adapters import spans_to_triplets
 from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.spans import parse_json_attr
-from agl_core.store import LightningStore
-from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
+from tests.fixtures.scripted_openai import ScriptedOpenAI
+from tests.plugins.helpers import BrokenProvider, broken, by_op, calculator_responder, team_responder
 
 pytest.importorskip("agent_framework")
 from agent_framework import Agent, Executor, WorkflowBuilder, WorkflowContext, handler, tool  # noqa: E402
@@ -28,31 +28,12 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def calculator_responder(body: dict) -> object:
-    if any(m["role"] == "tool" for m in body["messages"]):
-        return "2 + 3 = 5"
-    return tool_call("add", a=2, b=3)
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGL_HOME", str(tmp_path))
-    store = LightningStore("memory://")
-    agl.configure(store=store)
-    yield store
-    uninstrument()
-
-
 def _client(server: ScriptedOpenAI) -> OpenAIChatCompletionClient:
     return OpenAIChatCompletionClient(model=MODEL, base_url=server.base_url, api_key="test")
 
 
 def _calculator(server: ScriptedOpenAI) -> Agent:
     return Agent(client=_client(server), name="calculator", instructions="You add numbers.", tools=[add])
-
-
-def _chats(spans):
-    return sorted((s for s in spans if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == "chat"), key=lambda s: s.start_time)
 
 
 async def test_tool_agent_run_is_traced(store):
@@ -67,7 +48,7 @@ async def test_tool_agent_run_is_traced(store):
     agent = next(s for s in spans if s.name == "invoke_agent calculator")
     assert agent.attributes[semconv.GEN_AI_AGENT_NAME] == "calculator"
 
-    chats = _chats(spans)
+    chats = by_op(spans, semconv.OP_CHAT)
     assert len(chats) == len(server.chat_requests()) == 2  # the openai plugin's span is suppressed
     assert all(c.name == f"chat {MODEL}" and c.parent_id == agent.span_id for c in chats)
     first, second = chats
@@ -96,7 +77,7 @@ async def test_streaming_run_has_one_chat_span_per_request(store):
         async with agl.tracer.trace("calc-stream") as run:
             updates = [u async for u in _calculator(server).run("what is 2+3?", stream=True)]
     assert "".join(u.text for u in updates).strip() == "2 + 3 = 5"
-    chats = _chats(store.query_spans(run.rollout.rollout_id))
+    chats = by_op(store.query_spans(run.rollout.rollout_id), semconv.OP_CHAT)
     assert len(chats) == len(server.chat_requests()) == 2
 
 
@@ -108,14 +89,9 @@ class Shout(Executor):
         await ctx.send_message(text.upper())
 
 
-def _team_responder(body: dict) -> str:
-    system = body["messages"][0]["content"]
-    return "DRAFT: a haiku about tests" if "writer" in system else "REVIEW: looks fine"
-
-
 async def test_selective_optimization_of_the_writer(store):
     instrument(["openai", "agent_framework"])
-    with ScriptedOpenAI(_team_responder) as server:
+    with ScriptedOpenAI(team_responder) as server:
         writer = Agent(client=_client(server), name="writer", instructions="You are the writer.")
         reviewer = Agent(client=_client(server), name="reviewer", instructions="You are the reviewer.")
         shout = Shout(id="shout")
@@ -154,7 +130,7 @@ async def test_uninstrument_restores_agent_framework(store):
     assert "traceparent" not in server.chat_requests()[0]["headers"]
     spans = store.query_spans(run.rollout.rollout_id)
     # Agent Framework's own spans still exist (its default), but nothing of ours: no messages, no tags
-    chats = _chats(spans)
+    chats = by_op(spans, semconv.OP_CHAT)
     assert len(chats) == 2
     assert not any(semconv.GEN_AI_INPUT_MESSAGES in c.attributes or semconv.GEN_AI_TOOL_DEFINITIONS in c.attributes for c in chats)
 
@@ -162,16 +138,6 @@ async def test_uninstrument_restores_agent_framework(store):
 async def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
     import agl_agent_framework.instrumentor as instrumentor
     from agent_framework.observability import ChatTelemetryLayer
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    class BrokenProvider:
-        def add_span_processor(self, processor):
-            raise RuntimeError("boom")
-
-        def get_tracer(self, *args, **kwargs):
-            raise RuntimeError("boom")
 
     original = ChatTelemetryLayer.get_response
     instrumentor.AgentFrameworkInstrumentor().instrument(skip_dep_check=True, tracer_provider=BrokenProvider())

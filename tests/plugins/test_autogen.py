@@ -10,8 +10,8 @@ from agl_core import semconv
 from agl_core.adapters import spans_to_triplets
 from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.spans import parse_json_attr
-from agl_core.store import LightningStore
-from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
+from tests.fixtures.scripted_openai import ScriptedOpenAI
+from tests.plugins.helpers import BrokenProvider, broken, by_op, calculator_responder, team_responder
 
 autogen_agentchat = pytest.importorskip("autogen_agentchat")
 from autogen_agentchat.agents import AssistantAgent  # noqa: E402
@@ -27,22 +27,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Resolved model mismatch")
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
-
-
-def calculator_responder(body: dict) -> object:
-    """First call asks for the tool, the call after the tool result answers."""
-    if any(m["role"] == "tool" for m in body["messages"]):
-        return "2 + 3 = 5"
-    return tool_call("add", a=2, b=3)
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGL_HOME", str(tmp_path))
-    store = LightningStore("memory://")
-    agl.configure(store=store)
-    yield store
-    uninstrument()
 
 
 def _client(server: ScriptedOpenAI) -> OpenAIChatCompletionClient:
@@ -77,7 +61,7 @@ async def test_tool_agent_run_is_traced(store):
     assert agent.attributes[semconv.GEN_AI_AGENT_NAME] == "calculator"
     assert agent.attributes[semconv.GEN_AI_PROVIDER_NAME] == "autogen"
 
-    chats = sorted((s for s in spans if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == "chat"), key=lambda s: s.start_time)
+    chats = by_op(spans, semconv.OP_CHAT)
     assert len(chats) == len(server.chat_requests()) == 2
     assert all(c.name == f"chat {MODEL}" for c in chats)
     assert all(_ancestor_agent(c, by_id) == "calculator" for c in chats)
@@ -109,14 +93,9 @@ async def test_tool_agent_run_is_traced(store):
         assert run.rollout.rollout_id in request["headers"]["baggage"]
 
 
-def _team_responder(body: dict) -> str:
-    system = body["messages"][0]["content"]
-    return "DRAFT: a haiku about tests" if "writer" in system else "REVIEW: looks fine"
-
-
 async def test_selective_optimization_of_the_writer(store):
     instrument(["openai", "autogen"])
-    with ScriptedOpenAI(_team_responder) as server:
+    with ScriptedOpenAI(team_responder) as server:
         client = _client(server)
         writer = AssistantAgent("writer", model_client=client, system_message="You are the writer.")
         reviewer = AssistantAgent("reviewer", model_client=client, system_message="You are the reviewer.")
@@ -163,17 +142,7 @@ async def test_uninstrument_restores_autogen(store):
 async def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
     import agl_autogen.instrumentor as instrumentor
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("boom")
-
     # a failure while instrumenting is logged, not raised, and leaves AutoGen untouched
-    class BrokenProvider:
-        def add_span_processor(self, processor):
-            raise RuntimeError("boom")
-
-        def get_tracer(self, *args, **kwargs):
-            raise RuntimeError("boom")
-
     original_run_json = BaseTool.run_json
     instrumentor.AutoGenInstrumentor().instrument(skip_dep_check=True, tracer_provider=BrokenProvider())
     assert BaseTool.run_json is original_run_json

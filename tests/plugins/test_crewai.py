@@ -16,8 +16,8 @@ from agl_core import semconv  # noqa: E402
 from agl_core.adapters import spans_to_triplets  # noqa: E402
 from agl_core.plugin_manager import instrument, uninstrument  # noqa: E402
 from agl_core.spans import parse_json_attr  # noqa: E402
-from agl_core.store import LightningStore  # noqa: E402
-from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call  # noqa: E402
+from tests.fixtures.scripted_openai import ScriptedOpenAI  # noqa: E402
+from tests.plugins.helpers import BrokenProvider, broken, by_op, calculator_responder  # noqa: E402
 
 pytest.importorskip("crewai")
 from crewai import LLM, Agent, Crew, Task  # noqa: E402
@@ -33,21 +33,6 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def calculator_responder(body: dict) -> object:
-    if any(m["role"] == "tool" for m in body["messages"]):
-        return "2 + 3 = 5"
-    return tool_call("add", a=2, b=3)
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGL_HOME", str(tmp_path))
-    store = LightningStore("memory://")
-    agl.configure(store=store)
-    yield store
-    uninstrument()
-
-
 def _llm(server: ScriptedOpenAI) -> LLM:
     return LLM(model=f"openai/{MODEL}", base_url=server.base_url, api_key="test")
 
@@ -56,10 +41,6 @@ def _calculator_crew(server: ScriptedOpenAI) -> Crew:
     agent = Agent(role="calculator", goal="add numbers", backstory="You are precise.", llm=_llm(server), tools=[add])
     task = Task(name="addition", description="What is 2+3?", expected_output="the sum", agent=agent)
     return Crew(name="calc-crew", agents=[agent], tasks=[task])
-
-
-def _chats(spans):
-    return sorted((s for s in spans if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == "chat"), key=lambda s: s.start_time)
 
 
 def test_tool_agent_run_is_traced(store):
@@ -77,7 +58,7 @@ def test_tool_agent_run_is_traced(store):
     assert agent.attributes[semconv.GEN_AI_AGENT_NAME] == "calculator"
     assert agent.attributes[semconv.GEN_AI_REQUEST_MODEL] == MODEL
 
-    chats = _chats(spans)
+    chats = by_op(spans, semconv.OP_CHAT)
     assert len(chats) == len(server.chat_requests()) == 2
     assert all(c.parent_id == agent.span_id and c.name == f"chat {MODEL}" for c in chats)
     first, second = chats
@@ -140,7 +121,7 @@ def test_threaded_async_task_keeps_the_rollout(store):
         with agl.tracer.trace("threads") as run:
             Crew(agents=[agent], tasks=tasks).kickoff()
     spans = store.query_spans(run.rollout.rollout_id)
-    assert len(_chats(spans)) == len(server.chat_requests()) == 2
+    assert len(by_op(spans, semconv.OP_CHAT)) == len(server.chat_requests()) == 2
     root = next(s for s in spans if s.name == "invoke_agent threads")
     assert {s.trace_id for s in spans} == {root.trace_id}
 
@@ -167,16 +148,6 @@ def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
     import agl_crewai.instrumentor
     import agl_crewai.spans
     from crewai.agent.core import Agent as AgentClass
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    class BrokenProvider:
-        def add_span_processor(self, processor):
-            raise RuntimeError("boom")
-
-        def get_tracer(self, *args, **kwargs):
-            raise RuntimeError("boom")
 
     original = AgentClass.__dict__["execute_task"]
     from agl_crewai.instrumentor import CrewAIInstrumentor

@@ -14,8 +14,8 @@ from agl_core import semconv
 from agl_core.adapters import spans_to_triplets
 from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.spans import parse_json_attr
-from agl_core.store import LightningStore
 from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
+from tests.plugins.helpers import by_op
 
 pytest.importorskip("langgraph")
 from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
@@ -48,13 +48,9 @@ def responder(body: dict) -> object:
 
 
 @pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGL_HOME", str(tmp_path))
-    store = LightningStore("memory://")
-    agl.configure(store=store)
+def store(store):
     assert sorted(instrument(["openai", "langchain"])) == ["langchain", "openai"]
-    yield store
-    uninstrument()
+    return store
 
 
 @pytest.fixture()
@@ -65,10 +61,6 @@ def server():
 
 def llm(server: ScriptedOpenAI, **kwargs) -> ChatOpenAI:
     return ChatOpenAI(model=MODEL, base_url=server.base_url, api_key="k", max_retries=0, **kwargs)
-
-
-def by_op(spans, op):
-    return sorted((s for s in spans if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == op), key=lambda s: s.start_time)
 
 
 def test_react_agent_spans_parents_messages_usage_and_headers(store, server):

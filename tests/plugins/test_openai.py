@@ -15,7 +15,6 @@ from agl_core import semconv
 from agl_core.adapters import spans_to_triplets
 from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.spans import parse_json_attr
-from agl_core.store import LightningStore
 from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
 
 MODEL = "gpt-4o-mini"
@@ -44,13 +43,9 @@ def calculator(body: dict) -> object:
 
 
 @pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGL_HOME", str(tmp_path))
-    store = LightningStore("memory://")
-    agl.configure(store=store)
+def store(store):
     assert instrument(["openai"]) == ["openai"]
-    yield store
-    uninstrument()
+    return store
 
 
 @pytest.fixture()

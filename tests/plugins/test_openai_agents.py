@@ -13,8 +13,8 @@ from agl_core import semconv
 from agl_core.adapters import spans_to_triplets
 from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.spans import parse_json_attr
-from agl_core.store import LightningStore
 from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
+from tests.plugins.helpers import by_op
 
 agents = pytest.importorskip("agents")
 from agents import Agent, OpenAIChatCompletionsModel, Runner, TracingProcessor, function_tool  # noqa: E402
@@ -68,13 +68,9 @@ def responder(body: dict) -> object:
 
 
 @pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("AGL_HOME", str(tmp_path))
-    store = LightningStore("memory://")
-    agl.configure(store=store)
+def store(store):
     assert sorted(instrument(["openai_agents"])) == ["openai_agents"]
-    yield store
-    uninstrument()
+    return store
 
 
 @pytest.fixture()
@@ -85,10 +81,6 @@ def server():
 
 def model(server: ScriptedOpenAI) -> OpenAIChatCompletionsModel:
     return OpenAIChatCompletionsModel(model=MODEL, openai_client=AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0))
-
-
-def by_op(spans, op):
-    return sorted((s for s in spans if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == op), key=lambda s: s.start_time)
 
 
 async def test_tool_agent_spans_nest_with_one_chat_span_per_request(store, server):
