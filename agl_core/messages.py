@@ -117,15 +117,22 @@ def openai_response_to_genai(response: Any) -> dict[str, Any]:
     attrs: dict[str, Any] = {semconv.GEN_AI_OUTPUT_MESSAGES: json_attr(outputs)}
     if reasons:
         attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    return attrs | response_metadata(data, "prompt_tokens", "completion_tokens")
+
+
+def response_metadata(data: Mapping[str, Any], input_tokens_key: str, output_tokens_key: str) -> dict[str, Any]:
+    """Response model, id and token usage (read from ``data["usage"]`` under the given keys) of a
+    response as a dict, for span attributes; what the response lacks is left out."""
+    attrs: dict[str, Any] = {}
     if data.get("model"):
         attrs[semconv.GEN_AI_RESPONSE_MODEL] = data["model"]
     if data.get("id"):
         attrs[semconv.GEN_AI_RESPONSE_ID] = data["id"]
     usage = data.get("usage") or {}
-    if usage.get("prompt_tokens") is not None:
-        attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage["prompt_tokens"]
-    if usage.get("completion_tokens") is not None:
-        attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage["completion_tokens"]
+    if usage.get(input_tokens_key) is not None:
+        attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage[input_tokens_key]
+    if usage.get(output_tokens_key) is not None:
+        attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage[output_tokens_key]
     return attrs
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from agl_core import semconv
-from agl_core.messages import chat_request_attributes, openai_response_to_genai
+from agl_core.messages import chat_request_attributes, openai_response_to_genai, response_metadata
 from agl_core.spans import json_attr, parse_json_attr
 
 
@@ -85,16 +85,7 @@ def responses_response_attributes(response: Any) -> dict[str, Any]:
     attrs: dict[str, Any] = {semconv.GEN_AI_OUTPUT_MESSAGES: json_attr(outputs)}
     if data.get("status"):
         attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [str(data["status"])]
-    if data.get("model"):
-        attrs[semconv.GEN_AI_RESPONSE_MODEL] = data["model"]
-    if data.get("id"):
-        attrs[semconv.GEN_AI_RESPONSE_ID] = data["id"]
-    usage = data.get("usage") or {}
-    if usage.get("input_tokens") is not None:
-        attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage["input_tokens"]
-    if usage.get("output_tokens") is not None:
-        attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage["output_tokens"]
-    return attrs
+    return attrs | response_metadata(data, "input_tokens", "output_tokens")
 
 
 def _sampling_attributes(kwargs: Mapping[str, Any], max_tokens_key: str) -> dict[str, Any]:
