@@ -32,7 +32,6 @@ from agl_core.context import suppress_llm_spans
 log = logging.getLogger("agentlightning")
 
 _processor = AgentFrameworkSpanProcessor()
-_providers_with_processor: set[int] = set()
 _saved: dict[str, Any] = {}
 
 
@@ -57,17 +56,6 @@ def _suppressing_inner_llm_spans(original: Any, settings: Any) -> Any:
     return get_response
 
 
-def _add_processor(provider: Any) -> None:
-    """Equip the SDK provider the spans go to (``agl.instrument()`` configured it; under
-    ``opentelemetry-instrument`` it is the distro's) with our processor, once."""
-    if not hasattr(provider, "add_span_processor"):
-        log.debug("agl_agent_framework: no SDK TracerProvider; spans are left as they are")
-    elif id(provider) not in _providers_with_processor:
-        provider.add_span_processor(_processor)
-        _providers_with_processor.add(id(provider))
-    _processor.enabled = True
-
-
 class AgentFrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("agent-framework-core >= 1.20, < 2",)
@@ -89,7 +77,7 @@ class AgentFrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     @staticmethod
     def _install(observability: Any, tracer_provider: Any) -> None:
-        _add_processor(tracer_provider or trace.get_tracer_provider())
+        _processor.attach(tracer_provider or trace.get_tracer_provider())
 
         settings = observability.OBSERVABILITY_SETTINGS
         if not _saved:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from opentelemetry import context as otel_context, trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agl_core import semconv
-
-log = logging.getLogger("agentlightning")
+from agl_core.span_processors import TaggingSpanProcessor
 
 #: Instrumentation scope of every span agent_framework.observability emits.
 AGENT_FRAMEWORK_SCOPE = "agent_framework"
@@ -21,31 +18,19 @@ _EXECUTOR_TYPE = "executor.type"
 _AGENT_EXECUTORS = frozenset({"AgentExecutor"})
 
 
-class AgentFrameworkSpanProcessor(SpanProcessor):
+class AgentFrameworkSpanProcessor(TaggingSpanProcessor):
     """On start of an Agent Framework span:
 
     * a workflow executor that is not an agent wrapper (function and custom executors) becomes
       ``invoke_agent {executor id}``, so every unit of work in a workflow is attributable;
     * a ``chat`` span gets the tool definitions of the agent that makes the call (Agent
       Framework records them on the ``invoke_agent`` span only).
-
-    SDK providers cannot drop a processor, so uninstrumenting switches this one off instead.
     """
 
-    def __init__(self) -> None:
-        self.enabled = False
-
-    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
-        # the SDK calls processors inline: an exception here would surface in the agent's code
-        try:
-            self._tag(span, parent_context)
-        except Exception:
-            log.debug("could not tag span %s", getattr(span, "name", "?"), exc_info=True)
+    scope = AGENT_FRAMEWORK_SCOPE
+    plugin = "agl_agent_framework"
 
     def _tag(self, span: Any, parent_context: otel_context.Context | None) -> None:
-        scope = span.instrumentation_scope
-        if not self.enabled or scope is None or scope.name != AGENT_FRAMEWORK_SCOPE:
-            return
         attrs = span.attributes or {}
         if span.name.startswith(_EXECUTOR_SPAN) and attrs.get(_EXECUTOR_TYPE) not in _AGENT_EXECUTORS:
             executor_id = str(attrs.get(_EXECUTOR_ID) or "")
@@ -58,6 +43,3 @@ class AgentFrameworkSpanProcessor(SpanProcessor):
             tools = (getattr(parent, "attributes", None) or {}).get(semconv.GEN_AI_TOOL_DEFINITIONS)
             if tools:
                 span.set_attribute(semconv.GEN_AI_TOOL_DEFINITIONS, tools)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass

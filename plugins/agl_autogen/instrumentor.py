@@ -32,7 +32,6 @@ from agl_core.spans import json_attr
 log = logging.getLogger("agentlightning")
 
 _processor = AutoGenSpanProcessor()
-_providers_with_processor: set[int] = set()
 #: tool classes whose ``run`` we wrapped -> their original ``run``
 _wrapped_runs: dict[type, Any] = {}
 _original_run_json: Any = None
@@ -70,17 +69,6 @@ def _owner_of_run(cls: type) -> type | None:
     return next((c for c in cls.__mro__ if "run" in c.__dict__), None)
 
 
-def _add_processor(provider: Any) -> None:
-    """Equip the SDK provider the spans go to (``agl.instrument()`` configured it; under
-    ``opentelemetry-instrument`` it is the distro's) with our processor, once."""
-    if not hasattr(provider, "add_span_processor"):
-        log.debug("agl_autogen: no SDK TracerProvider; spans are left as they are")
-    elif id(provider) not in _providers_with_processor:
-        provider.add_span_processor(_processor)
-        _providers_with_processor.add(id(provider))
-    _processor.enabled = True
-
-
 class AutoGenInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("autogen-agentchat >= 0.7, < 0.8",)
@@ -103,7 +91,7 @@ class AutoGenInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     @staticmethod
     def _install(base_tool: type, tracer_provider: Any) -> None:
         global _original_run_json
-        _add_processor(tracer_provider or trace.get_tracer_provider())
+        _processor.attach(tracer_provider or trace.get_tracer_provider())
 
         if _original_run_json is None:
             original = base_tool.run_json

@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agl_core import semconv
-
-log = logging.getLogger("agentlightning")
+from agl_core.span_processors import TaggingSpanProcessor
 
 #: Instrumentation scope of autogen-core's `invoke_agent` / `execute_tool` / `create_agent` spans.
 AUTOGEN_GENAI_SCOPE = "autogen-core"
 _DEPRECATED_SYSTEM = "gen_ai.system"
 
 
-class AutoGenSpanProcessor(SpanProcessor):
+class AutoGenSpanProcessor(TaggingSpanProcessor):
     """On start of an autogen-core GenAI span: fill the current GenAI attribute names.
 
     autogen-core 0.7 writes the deprecated ``gen_ai.system``; the contract reads
     ``gen_ai.provider.name``. Agent and tool names are also recovered from the span name
-    when an attribute is missing. SDK providers cannot drop a processor, so uninstrumenting
-    switches this one off instead.
+    when an attribute is missing.
     """
 
-    def __init__(self) -> None:
-        self.enabled = False
-
-    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
-        # the SDK calls processors inline: an exception here would surface in the agent's code
-        try:
-            self._tag(span, parent_context)
-        except Exception:
-            log.debug("could not tag span %s", getattr(span, "name", "?"), exc_info=True)
+    scope = AUTOGEN_GENAI_SCOPE
+    plugin = "agl_autogen"
 
     def _tag(self, span: Any, parent_context: otel_context.Context | None) -> None:
-        if not self.enabled or span.instrumentation_scope is None:
-            return
-        if span.instrumentation_scope.name != AUTOGEN_GENAI_SCOPE:
-            return
         attrs = span.attributes or {}
         if _DEPRECATED_SYSTEM in attrs and semconv.GEN_AI_PROVIDER_NAME not in attrs:
             span.set_attribute(semconv.GEN_AI_PROVIDER_NAME, attrs[_DEPRECATED_SYSTEM])
@@ -49,6 +34,3 @@ class AutoGenSpanProcessor(SpanProcessor):
             span.set_attribute(semconv.GEN_AI_AGENT_NAME, subject)
         if op == semconv.OP_EXECUTE_TOOL and subject and semconv.GEN_AI_TOOL_NAME not in attrs:
             span.set_attribute(semconv.GEN_AI_TOOL_NAME, subject)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
