@@ -104,7 +104,7 @@ def _parsed(result: Any) -> Any:
     return result
 
 
-class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class _TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """A stream that feeds each chunk to an accumulator and ends the span when it is exhausted or closed."""
 
     def __init__(self, stream: Any, span: trace.Span, accumulator: Any) -> None:
@@ -116,6 +116,8 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_open = False
             _end(self._self_span, self._self_acc.attributes, error)
 
+
+class _SyncStream(_TracedStream):
     def __iter__(self) -> "_SyncStream":
         return self
 
@@ -148,16 +150,7 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_finish()
 
 
-class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, stream: Any, span: trace.Span, accumulator: Any) -> None:
-        super().__init__(stream)
-        self._self_span, self._self_acc, self._self_open = span, accumulator, True
-
-    def _self_finish(self, error: BaseException | None = None) -> None:
-        if self._self_open:
-            self._self_open = False
-            _end(self._self_span, self._self_acc.attributes, error)
-
+class _AsyncStream(_TracedStream):
     def __aiter__(self) -> "_AsyncStream":
         return self
 
