@@ -12,20 +12,23 @@ Attributes = dict[str, Any]
 GEN_AI_AGENT_DESCRIPTION = "gen_ai.agent.description"
 
 
+def _invoke_agent(name: str, obj: Any) -> Attributes:
+    """``invoke_agent`` attributes for a crew, task or agent called `name`, with its id if it has one."""
+    attrs: Attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: name}
+    if getattr(obj, "id", None):
+        attrs[semconv.GEN_AI_AGENT_ID] = str(obj.id)
+    return attrs
+
+
 def crew_span(crew: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
     name = str(getattr(crew, "name", None) or "crew")
-    attrs: Attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: name}
-    if getattr(crew, "id", None):
-        attrs[semconv.GEN_AI_AGENT_ID] = str(crew.id)
-    return semconv.agent_span_name(name), attrs
+    return semconv.agent_span_name(name), _invoke_agent(name, crew)
 
 
 def task_span(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
     """A task is a unit of work of the crew: an ``invoke_agent`` named after the task."""
     name = str(getattr(task, "name", None) or "task")
-    attrs: Attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: name}
-    if getattr(task, "id", None):
-        attrs[semconv.GEN_AI_AGENT_ID] = str(task.id)
+    attrs = _invoke_agent(name, task)
     if getattr(task, "description", None):
         attrs[GEN_AI_AGENT_DESCRIPTION] = str(task.description)
     return semconv.agent_span_name(name), attrs
@@ -34,9 +37,7 @@ def task_span(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
 def agent_span(agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
     """A CrewAI agent is known by its role."""
     role = str(getattr(agent, "role", None) or "agent")
-    attrs: Attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: role}
-    if getattr(agent, "id", None):
-        attrs[semconv.GEN_AI_AGENT_ID] = str(agent.id)
+    attrs = _invoke_agent(role, agent)
     if getattr(agent, "goal", None):
         attrs[GEN_AI_AGENT_DESCRIPTION] = str(agent.goal)
     model = getattr(getattr(agent, "llm", None), "model", None)
