@@ -195,3 +195,12 @@ def evaluate(
         out[f"heldout_accuracy_{mode}"] = solved
     out["heldout_reward"] = out["heldout_reward_sampled"]
     return out
+
+
+def evaluate_heldout(cfg: Any, store: LightningStore, server: Any, tasks: Sequence[Task], run_id: str | None, label: str) -> dict[str, float]:
+    """`evaluate` with a run config's sampling settings (``temperature``, ``top_p``,
+    ``max_new_tokens``, ``seed``, ``rollout_timeout_s``): the same measure for every trainer."""
+    return evaluate(
+        store, server, tasks, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+        seed=derive_seed(cfg.seed, "heldout"), run_id=run_id, timeout=cfg.rollout_timeout_s, label=label,
+    )  # fmt: skip

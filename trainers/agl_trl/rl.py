@@ -41,7 +41,7 @@ from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 from .checkpoints import latest_checkpoint, load_state, restore_rng, save_checkpoint
 from .config import RLConfig
 from .losses import grpo_advantages, grpo_loss, rloo_advantages, rloo_loss, sequence_kl, token_logps
-from .policy import derive_seed, endpoint_with, evaluate, load_checkpoint_model, load_policy, serving
+from .policy import derive_seed, endpoint_with, evaluate_heldout, load_checkpoint_model, load_policy, serving
 
 log = logging.getLogger("agentlightning")
 
@@ -163,11 +163,7 @@ class RLAlgorithm(Algorithm):
             ctx = _StepContext(store, server, model, tokenizer, optimizer, scheduler, reference, run_id)
 
             def held_out(label: str) -> dict[str, float]:
-                return evaluate(
-                    store, server, eval_tasks, temperature=cfg.temperature, top_p=cfg.top_p,
-                    max_tokens=cfg.max_new_tokens, seed=derive_seed(cfg.seed, "heldout"), run_id=run_id,
-                    timeout=cfg.rollout_timeout_s, label=label,
-                )  # fmt: skip
+                return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
             if eval_tasks and "before" not in heldout:
                 heldout["before"] = held_out("before")

@@ -340,17 +340,7 @@ def chat_body(req: Request, result: Result, tokenizer: Any = None) -> dict[str, 
         if req.return_token_ids:
             item["token_ids"] = choice.token_ids
         choices.append(item)
-    body: dict[str, Any] = {
-        "id": result.response_id,
-        "object": "chat.completion",
-        "created": result.created,
-        "model": req.model,
-        "choices": choices,
-        "usage": result.usage(),
-    }
-    if req.return_token_ids:
-        body["prompt_token_ids"] = result.prompt_token_ids
-    return body
+    return _body(req, result, result.response_id, "chat.completion", choices)
 
 
 def completion_body(req: Request, result: Result, tokenizer: Any = None) -> dict[str, Any]:
@@ -369,9 +359,14 @@ def completion_body(req: Request, result: Result, tokenizer: Any = None) -> dict
         if req.return_token_ids:
             item["token_ids"] = choice.token_ids
         choices.append(item)
+    return _body(req, result, result.response_id.replace("chatcmpl-", "cmpl-"), "text_completion", choices)
+
+
+def _body(req: Request, result: Result, response_id: str, obj: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    """A non-streaming response body around its `choices`, with usage and, if asked, the prompt's token ids."""
     body: dict[str, Any] = {
-        "id": result.response_id.replace("chatcmpl-", "cmpl-"),
-        "object": "text_completion",
+        "id": response_id,
+        "object": obj,
         "created": result.created,
         "model": req.model,
         "choices": choices,

@@ -31,7 +31,7 @@ from agl_core.store.base import LightningStore
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
 from .checkpoints import save_checkpoint
-from .policy import derive_seed, endpoint_with, evaluate, load_policy, serving
+from .policy import derive_seed, endpoint_with, evaluate_heldout, load_policy, serving
 from .rl import _fmt, _progress, _run_log, _summary
 
 log = logging.getLogger("agentlightning")
@@ -163,11 +163,7 @@ class SFTAlgorithm(Algorithm):
         with _run_log(out) as log_path, serving(model, tokenizer, store) as server:
 
             def held_out(label: str) -> dict[str, float]:
-                return evaluate(
-                    store, server, eval_tasks, temperature=cfg.temperature, top_p=cfg.top_p,
-                    max_tokens=cfg.max_new_tokens, seed=derive_seed(cfg.seed, "heldout"), run_id=run_id,
-                    timeout=cfg.rollout_timeout_s, label=label,
-                )  # fmt: skip
+                return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
             if eval_tasks:
                 heldout["before"] = held_out("before")
