@@ -15,17 +15,10 @@ from transformers import AutoModelForCausalLM
 
 from agl_core.cli import main
 from agl_core.store import LightningStore
-from tests.trainers.rl_fixtures import CALC, HI, save_policy, single_thread
+from tests.trainers.rl_fixtures import CALC, HI
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 REQUIRED = {"step", "reward_mean", "reward_std", "loss", "kl", "clip_fraction", "tokens_per_s", "zero_variance_groups", "heldout_reward"}
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    threads = single_thread()
-    yield save_policy(tmp_path_factory.mktemp("policy"))
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ from agl_core.algorithm import fit
 from agl_core.emit import emit_tool_call
 from agl_trl.checkpoints import latest_checkpoint, load_state
 from agl_trl.rl import RLAlgorithm
-from tests.trainers.rl_fixtures import CALC, HI, length_reward, rl_config, save_policy, single_thread
+from tests.trainers.rl_fixtures import CALC, HI, length_reward, rl_config
 
 TASKS = [agl.Task(task_id="a", input=HI), agl.Task(task_id="b", input=CALC), agl.Task(task_id="c", input={"question": "Say hello", "answer": 1})]
 
@@ -22,13 +22,6 @@ TASKS = [agl.Task(task_id="a", input=HI), agl.Task(task_id="b", input=CALC), agl
 def agent(task, resources):
     text = emit_tool_call(None, [{"role": "user", "content": task["question"]}]).choices[0].message.content or ""
     return length_reward(text)
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    threads = single_thread()
-    yield save_policy(tmp_path_factory.mktemp("policy"))
-    torch.set_num_threads(threads)
 
 
 def train(policy: Path, out: Path, episodes: int, resume: bool = False) -> dict:

@@ -19,14 +19,7 @@ from agl_core.algorithm import fit
 from agl_core.emit import emit_tool_call
 from agl_trl.rl import RLAlgorithm
 from agl_trl.serve_engine import BatchedGenerator
-from tests.trainers.rl_fixtures import CALC, HI, calc_agent, in_agent_span, length_reward, rl_config, save_policy, single_thread
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    threads = single_thread()
-    yield save_policy(tmp_path_factory.mktemp("policy"))
-    torch.set_num_threads(threads)
+from tests.trainers.rl_fixtures import CALC, HI, calc_agent, in_agent_span, length_reward, rl_config
 
 
 @pytest.fixture()

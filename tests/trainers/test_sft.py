@@ -13,14 +13,7 @@ from safetensors.torch import load_file
 import agentlightning as agl
 from agl_core.emit import emit_tool_call
 from agl_trl.sft import trace_examples
-from tests.trainers.rl_fixtures import CALC, HI, length_reward, save_policy, single_thread
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    threads = single_thread()
-    yield save_policy(tmp_path_factory.mktemp("policy"))
-    torch.set_num_threads(threads)
+from tests.trainers.rl_fixtures import CALC, HI, length_reward
 
 
 def agent(task, resources):
