@@ -239,7 +239,7 @@ def main() -> None:
     ]
     print(f"\nstore benchmark (N_CYCLE={N_CYCLE}, N_HTTP_CYCLE={N_HTTP_CYCLE}, N_OTLP={N_OTLP})")
     print(f"peer: agentlightning 0.3.0 ({note})" if peer else f"peer: skipped — {note}")
-    print(f"| figure | ours | peer | ours/peer |\n|---|---:|---:|---:|")
+    print("| figure | ours | peer | ours/peer |\n|---|---:|---:|---:|")
     for label, mine, theirs in rows:
         if peer:
             print(f"| {label} | {ours[mine]:,.0f} | {peer[theirs]:,.0f} | {ours[mine] / peer[theirs]:.2f}x |")
