@@ -548,12 +548,13 @@ class SqlStore(LightningStore):
         run = run.model_copy(update={"updated_at": time.time()})
         row = run.model_dump(mode="json")
         with self._tx() as conn:
-            exists = conn.execute(sa.select(t.runs.c.run_id).where(t.runs.c.run_id == run.run_id)).first()
-            if exists:
+            created = conn.execute(sa.select(t.runs.c.created_at).where(t.runs.c.run_id == run.run_id)).scalar()
+            if created is not None:  # an update keeps the run's creation time
+                row["created_at"] = created
                 conn.execute(t.runs.update().where(t.runs.c.run_id == run.run_id).values(**row))
             else:
                 conn.execute(t.runs.insert(), [row])
-        return run
+        return run.model_copy(update={"created_at": row["created_at"]})
 
     def get_run(self, run_id: str) -> Run | None:
         with self._tx() as conn:

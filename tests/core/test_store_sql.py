@@ -129,8 +129,12 @@ def test_runs_and_metrics(store) -> None:
     store.upsert_run(Run(run_id="run-1", algorithm="grpo"))
     store.add_metrics("run-1", 0, {"reward_mean": 0.1})
     store.add_metrics("run-1", 1, {"reward_mean": 0.4, "loss": 1.5})
-    store.upsert_run(Run(run_id="run-1", algorithm="grpo", status="finished"))
-    assert store.get_run("run-1").status == "finished"
+    created = store.get_run("run-1").created_at
+    time.sleep(0.01)
+    finished = store.upsert_run(Run(run_id="run-1", algorithm="grpo", status="finished"))
+    got = store.get_run("run-1")
+    assert got.status == "finished" and got.created_at == created == finished.created_at
+    assert got.updated_at > created
     assert [m.metrics["reward_mean"] for m in store.query_metrics("run-1")] == [0.1, 0.4]
 
 
