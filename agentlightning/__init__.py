@@ -20,6 +20,7 @@ from agl_core.emit import (
     emit_reward,
     emit_tool_call,
 )
+from agl_core.paths import agl_home
 from agl_core.plugin_manager import instrument, uninstrument
 from agl_core.runner import Runner, rollout
 from agl_core.store import LightningStore
@@ -40,6 +41,7 @@ from agl_core.types import (
 __all__ = [
     "__version__",
     "Agent",
+    "agl_home",
     "Runner",
     "load_tasks",
     "rollout",

@@ -62,9 +62,7 @@ def main() -> None:
     heldout = arith.heldout_tasks(256)
     stream = arith.train_tasks(seed=0, exclude=heldout)
     train = [as_task(next(stream)) for _ in range(2048)]
-    from agl_core.paths import agl_home
-
-    output_dir = args.output_dir or str(agl_home() / "runs" / "demo")
+    output_dir = args.output_dir or str(agl.agl_home() / "runs" / "demo")
     config = agl.RLConfig(
         model=str(model_path),
         algorithm="grpo",
