@@ -39,15 +39,13 @@ def main() -> None:
     agent = sql_agent(db)
     store = agl.LightningStore()
     if args.endpoint:
-        from agl_core.evaluation import summarise
-
         resources = store.add_resources({"llm": agl.LLMEndpoint(endpoint=args.endpoint, model=args.model or "default")})
         store.enqueue_rollouts([{"input": t.input, "task_id": t.task_id, "resources_id": resources.resources_id, "mode": "test"} for t in heldout])
         agl.instrument(["openai"])
         agl.Runner(agent, store, n_workers=4).run()
         rollouts = store.query_rollouts(mode="test", newest_first=True, limit=len(heldout))
-        row = summarise("sql held-out", rollouts, len(heldout))
-        print(f"held-out execution accuracy: {row['success_rate']:.3f} (n={row['n']})")
+        solved = sum((r.final_reward or 0.0) >= 1.0 for r in rollouts)  # failed rollouts count as wrong
+        print(f"held-out execution accuracy: {solved / len(heldout):.3f} (n={len(heldout)})")
         return
     config = agl.RLConfig(
         model=args.model, episodes=args.steps, batch_size=4, group_size=4, max_new_tokens=96, eval_every=0,
