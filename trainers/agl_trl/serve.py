@@ -17,17 +17,23 @@ the token that completed it, while the text is cut before it. Logprobs: see `ser
 
 Every request's ``model`` is served by the one policy and recorded as given, so that agents
 sharing the server can be told apart (selective optimization falls back to the model name).
-Streaming sends the finished generation as SSE chunks (no token-by-token latency gain).
+Streaming (``stream: true``) from a local model sends text as the engine samples it — held back
+only while it could still turn into a ``stop`` string or a tool call (see
+`serve_protocol.TextStream`); tool calls, finish reasons and usage come at the end, and the span
+is recorded once the generation finishes, as without streaming. A proxy generates upstream without
+streaming and sends the finished response as chunks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import socket
 import threading
 import time
+import uuid
 from typing import Any, Callable, Iterator
 
 import uvicorn
@@ -46,7 +52,18 @@ from agl_core.telemetry import configure, get_tracer
 from agl_core.types import LLMEndpoint
 from agl_trl.serve_backends import LocalBackend, ProxyBackend, UpstreamError
 from agl_trl.serve_engine import DEFAULT_BATCH_WINDOW_S, DEFAULT_MAX_BATCH_SIZE, BatchedGenerator
-from agl_trl.serve_protocol import BadRequest, Request, Result, chat_body, completion_body, parse_request, sse_events
+from agl_trl.serve_protocol import (
+    BadRequest,
+    Request,
+    Result,
+    TextStream,
+    chat_body,
+    completion_body,
+    final_chunks,
+    parse_request,
+    sse_events,
+    stream_chunk,
+)
 
 log = logging.getLogger("agentlightning.serve")
 
@@ -263,27 +280,15 @@ class ModelServer:
             ids = (baggage.get_baggage(semconv.AGL_ROLLOUT_ID, parent), baggage.get_baggage(semconv.AGL_ATTEMPT_ID, parent))
             req = self.request_hook(req, *(str(i) if i else None for i in ids))
         span = self._tracer.start_span(semconv.chat_span_name(req.model), context=parent, kind=SpanKind.SERVER)
+        if req.stream and isinstance(self.backend, LocalBackend):
+            return self._stream(req, kind, span)
         headers: dict[str, str] = {}
         propagate.inject(headers, context=trace.set_span_in_context(span, parent))
         try:
             result = await self.backend.run(req, headers)
-            tokenizer = self.tokenizer
-            body = chat_body(req, result, tokenizer) if kind == "chat" else completion_body(req, result, tokenizer)
-            span.set_attributes(_span_attributes(req, result, body))
-        except BadRequest as exc:
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            span.end()
-            return JSONResponse(exc.body(), status_code=400)
-        except UpstreamError as exc:
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            span.end()
-            return JSONResponse(exc.body, status_code=exc.status)
-        except Exception as exc:  # the server answers the next request whatever happened to this one
-            log.exception("generation failed")
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            span.end()
-            return _error(500, f"generation failed: {type(exc).__name__}: {exc}")
+            body = self._record(span, req, kind, result)
+        except Exception as exc:
+            return self._failed(span, exc)
         span.end()
         if not req.stream:
             return JSONResponse(body)
@@ -291,6 +296,88 @@ class ModelServer:
         async def events() -> Any:
             for chunk in sse_events(req, body):
                 yield f"data: {json.dumps(chunk)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    def _record(self, span: trace.Span, req: Request, kind: str, result: Result) -> dict[str, Any]:
+        """The response body for `result`, its attributes set on `span`."""
+        body = chat_body(req, result, self.tokenizer) if kind == "chat" else completion_body(req, result, self.tokenizer)
+        span.set_attributes(_span_attributes(req, result, body))
+        return body
+
+    @staticmethod
+    def _failed(span: trace.Span, exc: Exception) -> Response:
+        """End `span` as failed; the error response for `exc`."""
+        if isinstance(exc, (BadRequest, UpstreamError)):
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.end()
+            if isinstance(exc, BadRequest):
+                return JSONResponse(exc.body(), status_code=400)
+            return JSONResponse(exc.body, status_code=exc.status)
+        # the server answers the next request whatever happened to this one
+        log.error("generation failed", exc_info=exc)
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+        return _error(500, f"generation failed: {type(exc).__name__}: {exc}")
+
+    def _stream(self, req: Request, kind: str, span: trace.Span) -> Response:
+        """Stream a local generation token by token; the span is recorded when it finishes, even
+        when the client has gone."""
+        assert isinstance(self.backend, LocalBackend)
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
+        try:
+            pending = self.backend.submit(req, lambda i, t: loop.call_soon_threadsafe(tokens.put_nowait, (i, t)))
+        except Exception as exc:
+            return self._failed(span, exc)
+        response_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())  # known before the result
+        chunk_id = response_id if kind == "chat" else response_id.replace("chatcmpl-", "cmpl-")
+        base = {"id": chunk_id, "created": created, "model": req.model}
+
+        async def finish() -> dict[str, Any]:
+            """The response body, or the error body a non-streamed request would get."""
+            try:
+                result = await pending
+                result.response_id, result.created = response_id, created
+                body = self._record(span, req, kind, result)
+            except Exception as exc:
+                return json.loads(self._failed(span, exc).body)
+            span.end()
+            return body
+
+        done = asyncio.ensure_future(finish())
+        done.add_done_callback(lambda _: tokens.put_nowait(None))  # after the tokens the engine queued
+        texts = [TextStream(self.tokenizer, req.stop, bool(req.tools)) for _ in range(req.n)]
+
+        def sse(chunk: dict[str, Any]) -> str:
+            return f"data: {json.dumps(chunk)}\n\n"
+
+        async def events() -> Any:
+            if kind == "chat":
+                for i in range(req.n):
+                    yield sse(stream_chunk(req, base, i, {"role": "assistant", "content": ""}))
+            finished = False
+            while not finished:
+                items = [await tokens.get()]
+                while not tokens.empty():  # all that came meanwhile: one decode per choice
+                    items.append(tokens.get_nowait())
+                new: dict[int, list[int]] = {}
+                for item in items:
+                    if item is None:
+                        finished = True
+                    else:
+                        new.setdefault(item[0], []).append(item[1])
+                for i, ids in sorted(new.items()):
+                    if delta := texts[i].push(ids):
+                        yield sse(stream_chunk(req, base, i, {"content": delta}))
+            body = await done
+            if "error" in body:  # headers went out already: the error comes as an event
+                yield sse(body)
+                return
+            for chunk in final_chunks(req, body, {i: t.sent for i, t in enumerate(texts)}):
+                yield sse(chunk)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -7,12 +7,13 @@ and log-probabilities), so that responses and spans are built the same way for b
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from typing import Any
+from typing import Any, Awaitable
 
 import httpx
 
-from agl_trl.serve_engine import BatchedGenerator, SamplingParams
+from agl_trl.serve_engine import BatchedGenerator, SamplingParams, TokenCallback
 from agl_trl.serve_protocol import DEFAULT_MAX_TOKENS, BadRequest, Choice, Request, Result, finish_chat_choice
 
 log = logging.getLogger("agentlightning.serve")
@@ -47,6 +48,11 @@ class LocalBackend:
 
     async def run(self, req: Request, headers: dict[str, str]) -> Result:
         """`headers`: the trace headers for an upstream; a local model has none to call."""
+        return await self.submit(req)
+
+    def submit(self, req: Request, on_token: TokenCallback | None = None) -> Awaitable[Result]:
+        """Queue `req` now (a `BadRequest` raises here, before any response is sent); await the
+        returned for its `Result`. `on_token(choice_index, token_id)` runs in the engine's thread."""
         prompt = self.prompt_ids(req)
         room = self.engine.context_length - len(prompt)
         if room < 1:
@@ -61,7 +67,11 @@ class LocalBackend:
             top_logprobs=req.top_logprobs,
             ignore_eos=req.ignore_eos,
         )
-        samples = await asyncio.wrap_future(self.engine.submit(prompt, params, req.n))
+        streaming = {"on_token": on_token} if on_token is not None else {}  # plain calls stay (prompt, params, n)
+        return self._result(req, prompt, self.engine.submit(prompt, params, req.n, **streaming))
+
+    async def _result(self, req: Request, prompt: list[int], future: concurrent.futures.Future) -> Result:
+        samples = await asyncio.wrap_future(future)
         choices = []
         for s in samples:
             choice = Choice(s.text, s.finish_reason, s.token_ids, s.logprobs, s.top_logprobs or None, content=s.text)
@@ -85,6 +95,9 @@ def _ids_from_logprobs(tokens: list[str]) -> list[int] | None:
 
 class ProxyBackend:
     """Forwards to an OpenAI-compatible upstream (vLLM, another ``serve``, any provider).
+
+    Always non-streaming upstream: a ``stream: true`` request is answered with the finished
+    response sent as stream chunks (no time-to-first-token gain through a proxy).
 
     It asks for logprobs and vLLM's token-id extensions; an upstream that refuses them with a 400
     is asked again without them (and never again). Token attributes are recorded only when the

@@ -11,6 +11,9 @@ at that position, where ``T`` is the request's temperature, computed *before* to
 the same quantity a trainer gets from its own forward pass with logits divided by the sampling
 temperature. With ``temperature == 0`` (greedy) ``T`` is taken as 1.
 
+**Streaming**: a job may carry ``on_token(choice_index, token_id)``, called from the worker thread
+right after each token is sampled (keep it cheap and thread-safe: it runs inside the batch loop).
+
 Sampling never touches torch's global RNG (a trainer in the same process may rely on it): rows
 with a ``seed`` get their own generator, the others share the engine's private one.
 """
@@ -19,14 +22,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import logging
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+
+log = logging.getLogger("agentlightning.serve")
+
+#: ``on_token(choice_index, token_id)``: told of each sampled token as the engine samples it.
+TokenCallback = Callable[[int, int], None]
 
 #: Default cap on the sequences generated together (a request with ``n`` choices counts ``n``).
 DEFAULT_MAX_BATCH_SIZE = 64
@@ -68,6 +77,7 @@ class _Job:
     prompt_ids: list[int]
     params: SamplingParams
     n: int
+    on_token: TokenCallback | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
@@ -154,9 +164,11 @@ class BatchedGenerator:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit(self, prompt_ids: Sequence[int], params: SamplingParams, n: int = 1) -> concurrent.futures.Future:
-        """Queue a generation; the future resolves to ``n`` `Sample`s."""
-        job = _Job(list(prompt_ids), params, n)
+    def submit(
+        self, prompt_ids: Sequence[int], params: SamplingParams, n: int = 1, *, on_token: TokenCallback | None = None
+    ) -> concurrent.futures.Future:
+        """Queue a generation; the future resolves to ``n`` `Sample`s. `on_token`: see the module doc."""
+        job = _Job(list(prompt_ids), params, n, on_token)
         self._queue.put(job)
         return job.future
 
@@ -311,6 +323,11 @@ class BatchedGenerator:
         """Add a sampled token; True when the row is finished."""
         sample = row.sample
         sample.token_ids.append(token)
+        if row.job.on_token is not None:
+            try:
+                row.job.on_token(row.index, token)
+            except Exception:  # a listener's failure must not fail the batch
+                log.exception("token callback failed")
         if token in self.eos_ids and not row.job.params.ignore_eos:
             sample.finish_reason, row.done = "stop", True
         elif len(sample.token_ids) >= limit:

@@ -7,6 +7,7 @@ assistant writes ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` bl
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -28,6 +29,9 @@ _COMMON = {"model", "temperature", "top_p", "n", "max_tokens", "stop", "seed", "
 CHAT_KEYS = _COMMON | _IGNORED | {"messages", "tools", "tool_choice", "max_completion_tokens", "response_format"}
 COMPLETION_KEYS = _COMMON | _IGNORED | {"prompt", "echo", "suffix"}
 
+log = logging.getLogger("agentlightning.serve")
+
+TOOL_CALL_START = "<tool_call>"
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
 
@@ -377,32 +381,84 @@ def _body(req: Request, result: Result, response_id: str, obj: str, choices: lis
     return body
 
 
-def sse_events(req: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """A finished response as stream chunks: role, content, tool calls, finish, then usage if asked."""
+def stream_chunk(
+    req: Request, base: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One stream chunk for choice `index`; `base` has the response's id, created and model."""
+    if req.kind == "chat":
+        choice = {"index": index, "delta": delta, "finish_reason": finish, **extra}
+        return {**base, "object": "chat.completion.chunk", "choices": [choice]}
+    choice = {"index": index, "text": delta.get("content", ""), "finish_reason": finish, "logprobs": None}
+    return {**base, "object": "text_completion", "choices": [choice]}
+
+
+def final_chunks(req: Request, body: dict[str, Any], sent: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """The chunks that end a stream whose choices' text `sent` (by index) already went out: the
+    rest of each text, its tool calls and finish reason, then the usage if asked."""
     base = {"id": body["id"], "created": body["created"], "model": body["model"]}
     chunks: list[dict[str, Any]] = []
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
-        if req.kind == "chat":
-            choice = {"index": index, "delta": delta, "finish_reason": finish, **extra}
-            chunks.append({**base, "object": "chat.completion.chunk", "choices": [choice]})
-        else:
-            choice = {"index": index, "text": delta.get("content", ""), "finish_reason": finish, "logprobs": None}
-            chunks.append({**base, "object": "text_completion", "choices": [choice]})
-
     for choice in body["choices"]:
         i = choice["index"]
-        if req.kind == "chat":
-            message = choice["message"]
-            chunk(i, {"role": "assistant", "content": ""})
-            if message.get("content"):
-                chunk(i, {"content": message["content"]}, logprobs=choice.get("logprobs"))
-            for k, call in enumerate(message.get("tool_calls") or []):
-                chunk(i, {"tool_calls": [{"index": k, **call}]})
-        elif choice["text"]:
-            chunk(i, {"content": choice["text"]})
-        chunk(i, {}, choice["finish_reason"])
+        text = (choice["message"].get("content") or "") if req.kind == "chat" else choice["text"]
+        done = (sent or {}).get(i, "")
+        if not text.startswith(done):  # cannot happen with prefix-stable decoding (see TextStream)
+            log.warning("streamed text %r is not a prefix of the final text %r", done, text)
+        rest = text[len(done) :] if text.startswith(done) else ""
+        if rest:
+            extra = {"logprobs": choice.get("logprobs")} if req.kind == "chat" else {}
+            chunks.append(stream_chunk(req, base, i, {"content": rest}, **extra))
+        calls = (choice["message"].get("tool_calls") or []) if req.kind == "chat" else []
+        for k, call in enumerate(calls):
+            chunks.append(stream_chunk(req, base, i, {"tool_calls": [{"index": k, **call}]}))
+        chunks.append(stream_chunk(req, base, i, {}, choice["finish_reason"]))
     if req.include_usage:
         obj = "chat.completion.chunk" if req.kind == "chat" else "text_completion"
         chunks.append({**base, "object": obj, "choices": [], "usage": body["usage"]})
     return chunks
+
+
+def sse_events(req: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A finished response as stream chunks: role, content, tool calls, finish, then usage if asked."""
+    base = {"id": body["id"], "created": body["created"], "model": body["model"]}
+    roles = [stream_chunk(req, base, c["index"], {"role": "assistant", "content": ""}) for c in body["choices"]]
+    return (roles if req.kind == "chat" else []) + final_chunks(req, body)
+
+
+def _partial_suffix(text: str, marker: str) -> int:
+    """The length of the longest end of `text` that is a proper beginning of `marker`."""
+    for k in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:k]):
+            return k
+    return 0
+
+
+class TextStream:
+    """The text of one streamed choice, token by token: `push` returns what may be sent now.
+
+    Sent text is always a beginning of the choice's final text. Held back: an incomplete
+    multi-byte character (the decoding ends in U+FFFD), anything from a ``stop`` string on and an
+    end that could still become one, and, when tools are offered, everything from a tool-call
+    marker on, an end that could still become one, trailing whitespace (stripped when a tool call
+    follows) and a reply that starts with whitespace (stripped too, so held to the end). The
+    whole text is decoded at each push: correct for any tokenizer whose decoding of a prefix of the
+    ids is a prefix of the decoding (byte-level BPE, SentencePiece without space clean-up).
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...] = (), tools: bool = False) -> None:
+        self.tokenizer, self.stop, self.tools = tokenizer, stop, tools
+        self.token_ids: list[int] = []
+        self.sent = ""
+
+    def push(self, token_ids: list[int]) -> str:
+        self.token_ids += token_ids
+        text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True).rstrip("\ufffd")
+        end = len(text)
+        for marker in self.stop + ((TOOL_CALL_START,) if self.tools else ()):
+            at = text.find(marker)
+            end = min(end, at if at >= 0 else len(text) - _partial_suffix(text, marker))
+        if self.tools:
+            end = 0 if text[:1].isspace() else len(text[:end].rstrip())
+        if end <= len(self.sent) or not text.startswith(self.sent):
+            return ""
+        delta, self.sent = text[len(self.sent) : end], text[:end]
+        return delta
