@@ -85,8 +85,11 @@ def configure(
 ) -> TracerProvider:
     """Send this process's spans to `store` (an instance or URL; default ``AGL_STORAGE`` or SQLite).
 
-    Idempotent. Returns the SDK TracerProvider that carries our processors.
+    Idempotent. Returns the SDK TracerProvider that carries our processors. Spans that ended
+    before a switch of `store` go to the store that was configured when they ended.
     """
+    if store is not None:
+        flush()
     with _state.lock:
         if store is not None:
             _state.default_store = LightningStore(store) if isinstance(store, str) else store

@@ -129,6 +129,16 @@ def test_emitters_outside_rollout_make_standalone_traces(store) -> None:
     assert exc.attributes[semconv.EXCEPTION_TYPE] == "ValueError"
 
 
+def test_switching_stores_keeps_finished_spans_in_the_store_they_were_recorded_for(store) -> None:
+    agl.emit_annotation({"which": "first"})  # ended, still in the batch queue
+    second = agl.LightningStore("memory://")
+    agl.configure(second)
+    agl.emit_annotation({"which": "second"})
+    agl.flush()
+    assert [s.attributes["agl.annotation.which"] for s in store.query_spans(unassigned=True)] == ["first"]
+    assert [s.attributes["agl.annotation.which"] for s in second.query_spans(unassigned=True)] == ["second"]
+
+
 def test_existing_global_tracer_provider_is_kept() -> None:
     code = (
         "from opentelemetry import trace\n"
