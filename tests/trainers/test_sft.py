@@ -52,3 +52,23 @@ def test_sft_from_a_jsonl_of_conversations(policy, tmp_path):
     (metrics,) = [json.loads(line) for line in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()]
     assert metrics["examples"] == 4 and metrics["loss"] > 0
     assert changed(policy, Path(summary["checkpoint"]))
+
+
+def test_resumed_sft_continues_after_the_last_finished_round(policy, tmp_path):
+    def train(out: Path, episodes: int, resume: bool = False) -> dict:
+        store = agl.LightningStore("memory://")
+        agl.configure(store=store)
+        config = agl.SFTConfig(model=str(policy), episodes=episodes, samples_per_task=2, max_new_tokens=8, batch_size=4,
+                               learning_rate=1e-2, seed=3, output_dir=str(out))  # fmt: skip
+        # one worker: requests reach the server one at a time, so batching cannot perturb the numerics
+        return agl.SFTTrainer(config, store=store, n_workers=1).train(agent, train_tasks=[HI, CALC], eval_tasks=[], resume=resume)
+
+    full = train(tmp_path / "full", episodes=2)
+    first = train(tmp_path / "split", episodes=1)
+    resumed = train(tmp_path / "split", episodes=2, resume=True)
+    assert resumed["run_id"] == first["run_id"] != full["run_id"]
+    rounds = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert rounds == [1, 2]  # round 1 is not trained twice
+    assert Path(resumed["checkpoint"]).name == "step-2" and changed(Path(first["checkpoint"]), Path(resumed["checkpoint"]))
+    assert not changed(Path(full["checkpoint"]), Path(resumed["checkpoint"]))  # the same weights as one uninterrupted run
+    assert train(tmp_path / "split", episodes=2, resume=True)["checkpoint"] == resumed["checkpoint"]  # finished: nothing to do

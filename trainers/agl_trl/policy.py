@@ -26,6 +26,8 @@ from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
 from agl_core.types import LLMEndpoint, Rollout, Task
 
+from .checkpoints import latest_checkpoint, load_state
+
 log = logging.getLogger("agentlightning")
 
 #: `ModelConfig.path` / `RLConfig.model` values that mean the tiny model built on this machine.
@@ -70,6 +72,23 @@ def load_policy(name: str, *, lora: bool = False, lora_rank: int = 16, adapter: 
             model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules="all-linear", task_type="CAUSAL_LM")
         )
     return model, tokenizer
+
+
+def policy_to_train(cfg: Any, output_dir: Path, resume: bool) -> tuple[Any, Any, dict[str, Any] | None, Path | None]:
+    """What a run trains: ``(model, tokenizer, trainer_state, checkpoint)``.
+
+    Resuming, that is the latest checkpoint under `output_dir` (a LoRA adapter on ``cfg.model``, or
+    full weights) with its saved trainer state; otherwise ``cfg.model`` (with a fresh adapter when
+    ``cfg.lora``) and no state.
+    """
+    latest = latest_checkpoint(output_dir) if resume else None
+    if latest is None:
+        return *load_policy(cfg.model, lora=cfg.lora, lora_rank=cfg.lora_rank), None, None
+    if (latest / "adapter_config.json").exists():
+        model, tokenizer = load_policy(cfg.model, adapter=str(latest))
+    else:
+        model, tokenizer = load_policy(str(latest))
+    return model, tokenizer, load_state(latest), latest
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[Any, Any]:

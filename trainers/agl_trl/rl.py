@@ -38,10 +38,10 @@ from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
-from .checkpoints import latest_checkpoint, load_state, restore_rng, save_checkpoint
+from .checkpoints import restore_rng, save_checkpoint
 from .config import RLConfig
 from .losses import grpo_advantages, grpo_loss, rloo_advantages, rloo_loss, sequence_kl, token_logps
-from .policy import derive_seed, endpoint_with, evaluate_heldout, load_checkpoint_model, load_policy, serving
+from .policy import derive_seed, endpoint_with, evaluate_heldout, load_checkpoint_model, load_policy, policy_to_train, serving
 
 log = logging.getLogger("agentlightning")
 
@@ -136,13 +136,7 @@ class RLAlgorithm(Algorithm):
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        latest = latest_checkpoint(out) if self.resume else None
-        state = load_state(latest) if latest is not None else None
-        adapter = str(latest) if latest is not None and (latest / "adapter_config.json").exists() else None
-        if latest is not None and adapter is None:
-            model, tokenizer = load_policy(str(latest))
-        else:
-            model, tokenizer = load_policy(cfg.model, lora=cfg.lora, lora_rank=cfg.lora_rank, adapter=adapter)
+        model, tokenizer, state, latest = policy_to_train(cfg, out, self.resume)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # constant, as documented

@@ -12,6 +12,9 @@ Data comes from one of three places, in this order:
 Traces train on the token ids `serve` recorded, one example per LLM call of the selected agents:
 ``input_ids`` = prompt + response ids and ``completion_mask`` = 1 on the response only, handed to
 TRL pre-tokenized (``completion_only_loss=True``), so nothing is re-tokenized.
+
+Every round ends with a checkpoint (``<output_dir>/checkpoints/step-N``, N = round); ``--resume``
+continues after the last finished round and ends where an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
-from .checkpoints import save_checkpoint
-from .policy import derive_seed, endpoint_with, evaluate_heldout, load_policy, serving
+from .checkpoints import restore_rng, save_checkpoint
+from .policy import derive_seed, endpoint_with, evaluate_heldout, policy_to_train, serving
 from .rl import _fmt, _progress, _run_log, _summary
 
 log = logging.getLogger("agentlightning")
@@ -128,12 +131,21 @@ def fine_tune(model: Any, tokenizer: Any, examples: list[dict[str, Any]], cfg: S
         logging_steps=1,
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
+        # TRL defaults to bf16 autocast, on CPU too; the model's own dtype decides instead (float32 on
+        # CPU, bfloat16 on CUDA: see `load_model`), as in the RL trainers
+        bf16=False,
         dataloader_num_workers=0,
     )
     if conversational and all("tools" not in e for e in examples):
         examples = [{"messages": e["messages"]} for e in examples]
     trainer = TRLSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
     result = trainer.train()
+    # The model serves next, is saved, and may train again next round: take off what TRL put on it
+    # (gradient checkpointing and use_cache=False), so that every round starts from the same plain
+    # model a resumed run loads from its checkpoint.
+    if getattr(model, "is_gradient_checkpointing", False):
+        model.gradient_checkpointing_disable()
+    model.config.use_cache = True
     model.eval()
     return float(result.training_loss)
 
@@ -150,25 +162,30 @@ class SFTAlgorithm(Algorithm):
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
-        model, tokenizer = load_policy(cfg.model, lora=cfg.lora, lora_rank=cfg.lora_rank)
-        run_id = new_id("run")
-        store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out)))
-        (out / "run.json").write_text(json.dumps({"run_id": run_id, "algorithm": "sft", "store": store.url}))
-        heldout: dict[str, Any] = {}
         fixed_data = cfg.dataset is not None or cfg.traces_run is not None
         rounds = 1 if fixed_data else cfg.episodes
         if not fixed_data and not train_tasks:
             raise ValueError("SFT needs a dataset, a traces_run, or training tasks to collect traces on")
-        checkpoint = None
-        with _run_log(out) as log_path, serving(model, tokenizer, store) as server:
+        model, tokenizer, state, checkpoint = policy_to_train(cfg, out, self.resume)
+        start, run_id = 0, new_id("run")
+        if state is not None:  # every round ends with a checkpoint: resume after the last finished one
+            restore_rng(state["rng"])
+            start, run_id = int(state["step"]), str(state["run_id"])
+            log.info("resuming run %s from %s (round %d of %d)", run_id, checkpoint, start, rounds)
+        store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out)))
+        (out / "run.json").write_text(json.dumps({"run_id": run_id, "algorithm": "sft", "store": store.url}))
+        heldout_path = out / "heldout.json"
+        heldout: dict[str, Any] = json.loads(heldout_path.read_text()) if state is not None and heldout_path.exists() else {}
+        with _run_log(out) as log_path, serving(model, tokenizer, store, version=start) as server:
 
             def held_out(label: str) -> dict[str, float]:
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
-            if eval_tasks:
+            if eval_tasks and "before" not in heldout:
                 heldout["before"] = held_out("before")
                 store.add_metrics(run_id, 0, heldout["before"])
-            for step in _progress(range(1, rounds + 1), rounds, 0):
+                heldout_path.write_text(json.dumps(heldout, indent=2))
+            for step in _progress(range(start + 1, rounds + 1), rounds, start):
                 examples, reward_mean = self._examples(store, server, train_tasks, run_id, step)
                 metrics: dict[str, Any] = {"step": step, "reward_mean": reward_mean, "examples": len(examples), "kl": None}
                 if examples:
@@ -181,13 +198,13 @@ class SFTAlgorithm(Algorithm):
                 if eval_tasks and step == rounds:
                     heldout["after"] = held_out("after")
                     metrics.update(heldout["after"])
+                    heldout_path.write_text(json.dumps(heldout, indent=2))
+                checkpoint = save_checkpoint(out, step, model, tokenizer, extra={"run_id": run_id, "base_model": cfg.model})
+                store.add_resources({"checkpoint": ModelCheckpoint(path=str(checkpoint), step=step)}, metadata={"run_id": run_id})
                 store.add_metrics(run_id, step, metrics)
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
                 log.info("round %d/%d %s", step, rounds, _fmt(metrics))
-            checkpoint = save_checkpoint(out, rounds, model, tokenizer, extra={"run_id": run_id, "base_model": cfg.model})
-            store.add_resources({"checkpoint": ModelCheckpoint(path=str(checkpoint), step=rounds)}, metadata={"run_id": run_id})
-        (out / "heldout.json").write_text(json.dumps(heldout, indent=2))
         store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out), status="finished"))
         return _summary(run_id, cfg, out, store, checkpoint, heldout, log_path)  # type: ignore[arg-type]
 
