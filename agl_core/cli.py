@@ -131,8 +131,14 @@ def dashboard(host: str, port: int, store: str | None, token: str | None) -> Non
 @click.option("--run", "run", required=True, help="Run directory (or run id) to export from.")
 @click.option("--format", "fmt", required=True, help="hf, lora, prompt or traces-jsonl (formats come from plugins).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    help="hf/lora: which checkpoint: latest, best (highest held-out reward) or a step number.",
+)
 @click.option("--store", default=None)
-def export(run: str, fmt: str, out: str, store: str | None) -> None:
+def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> None:
     """Export a run's model, adapter, best prompt or traces."""
     from agl_core.plugin_manager import merged
     from agl_core.store import LightningStore
@@ -143,7 +149,7 @@ def export(run: str, fmt: str, out: str, store: str | None) -> None:
         extra = f" (pip install 'agentlightning[{hint}]')" if hint else ""
         _fail(f"unknown export format {fmt!r}{extra}; available: {', '.join(sorted(exporters))}")
     try:
-        click.echo(exporters[fmt](run=run, out=out, store=LightningStore(store)))
+        click.echo(exporters[fmt](run=run, out=out, store=LightningStore(store), checkpoint=checkpoint))
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
 

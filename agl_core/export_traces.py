@@ -19,7 +19,14 @@ def resolve_run_id(run: str, store: LightningStore) -> str:
     return run
 
 
-def export_traces_jsonl(run: str, out: str, store: LightningStore) -> str:
+def no_checkpoint_choice(fmt: str, checkpoint: str) -> None:
+    """Refuse ``--checkpoint`` for a format that exports no model."""
+    if checkpoint != "latest":
+        raise ValueError(f"--checkpoint applies to hf and lora exports, not to {fmt}")
+
+
+def export_traces_jsonl(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
+    no_checkpoint_choice("traces-jsonl", checkpoint)
     run_id = resolve_run_id(run, store)
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)

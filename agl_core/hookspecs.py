@@ -64,7 +64,9 @@ def agl_cli_commands() -> list[Any] | None:
 
 @hookspec
 def agl_exporters() -> dict[str, Callable[..., Any]] | None:
-    """``agent-lightning export`` formats: ``{"hf": fn}``; ``fn(run, out, store) -> str`` (what was written).
+    """``agent-lightning export`` formats: ``{"hf": fn}``; ``fn(run, out, store, checkpoint) -> str`` (what was written).
 
-    `run` is a run directory or run id as the user gave it; `out` the output directory.
+    `run` is a run directory or run id as the user gave it; `out` the output directory; `checkpoint`
+    (``--checkpoint``) is ``latest``, ``best`` or a step number, for formats that export a checkpoint:
+    the others refuse any value but ``latest``.
     """

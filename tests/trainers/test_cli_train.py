@@ -74,6 +74,27 @@ def test_train_eval_export_through_the_cli(policy, home):
     refused = CliRunner().invoke(main, ["export", "--run", str(out), "--format", "lora", "--out", str(home / "lora"), "--store", store])
     assert refused.exit_code != 0 and "not a LoRA adapter" in refused.output
 
+    def export_hf(checkpoint: str) -> tuple[list[torch.Tensor], str]:
+        target = home / f"hf-{checkpoint}"
+        result = run("export", "--run", str(out), "--format", "hf", "--checkpoint", checkpoint, "--out", str(target), "--store", store)
+        assert result.exit_code == 0, result.output
+        return list(AutoModelForCausalLM.from_pretrained(target).state_dict().values()), result.output
+
+    def weights_of(step: int) -> list[torch.Tensor]:
+        return list(AutoModelForCausalLM.from_pretrained(out / "checkpoints" / f"step-{step}").state_dict().values())
+
+    best = max(lines, key=lambda m: (m["heldout_reward"], m["step"]))["step"]  # the later step on a tie
+    for checkpoint, step in (("best", best), ("1", 1)):
+        weights, said = export_hf(checkpoint)
+        assert f"step-{step} as a Hugging Face model" in said
+        assert all(torch.equal(a, b) for a, b in zip(weights, weights_of(step)))
+    missing = CliRunner().invoke(main, ["export", "--run", str(out), "--format", "hf", "--checkpoint", "7", "--out", str(home / "x")])
+    assert missing.exit_code != 0 and "has no checkpoint 7" in missing.output and "found: step-1, step-2" in missing.output
+    unknown = CliRunner().invoke(main, ["export", "--run", str(out), "--format", "hf", "--checkpoint", "first", "--out", str(home / "x")])
+    assert unknown.exit_code != 0 and "latest, best or a step number" in unknown.output
+    traces = CliRunner().invoke(main, ["export", "--run", str(out), "--format", "traces-jsonl", "--checkpoint", "best", "--out", str(home / "t"), "--store", store])
+    assert traces.exit_code != 0 and "--checkpoint applies to hf and lora" in traces.output
+
 
 def test_dry_run_validates_without_training(policy, home):
     config = write_config(home, policy)

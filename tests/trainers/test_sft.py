@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 import agentlightning as agl
 from agl_core.emit import emit_tool_call
+from agl_trl.export import best_checkpoint
 from agl_trl.sft import trace_examples
 from tests.trainers.rl_fixtures import CALC, HI, length_reward
 
@@ -72,3 +74,5 @@ def test_resumed_sft_continues_after_the_last_finished_round(policy, tmp_path):
     assert Path(resumed["checkpoint"]).name == "step-2" and changed(Path(first["checkpoint"]), Path(resumed["checkpoint"]))
     assert not changed(Path(full["checkpoint"]), Path(resumed["checkpoint"]))  # the same weights as one uninterrupted run
     assert train(tmp_path / "split", episodes=2, resume=True)["checkpoint"] == resumed["checkpoint"]  # finished: nothing to do
+    with pytest.raises(ValueError, match="has a held-out score"):  # no eval tasks: `export --checkpoint best` says why not
+        best_checkpoint(tmp_path / "split")

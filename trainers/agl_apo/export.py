@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agl_core.export_traces import resolve_run_id
+from agl_core.export_traces import no_checkpoint_choice, resolve_run_id
 from agl_core.store.base import LightningStore
 
 from agl_apo.candidates import read_history, stored_candidates, write_report
 
 
-def export_prompt(run: str, out: str, store: LightningStore) -> str:
+def export_prompt(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
     """`run` is an APO output directory or a run id. Candidates come from the store, else from the
     run directory's history.json (so a run directory exports without the store it was trained on)."""
+    no_checkpoint_choice("prompt (it is always the best prompt)", checkpoint)
     run_dir = Path(run)
     if (run_dir / "run.json").is_file():
         run_id = str(json.loads((run_dir / "run.json").read_text())["run_id"])

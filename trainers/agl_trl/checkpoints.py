@@ -25,6 +25,11 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
     return Path(output_dir) / "checkpoints" / f"step-{step}"
 
 
+def checkpoint_step(path: Path) -> int:
+    """N of a ``step-N`` checkpoint folder."""
+    return int(path.name.removeprefix("step-"))
+
+
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     root = Path(output_dir) / "checkpoints"

@@ -1,31 +1,63 @@
-"""``agent-lightning export --format hf|lora``: a run's latest checkpoint as a model or an adapter.
+"""``agent-lightning export --format hf|lora``: a run's checkpoint as a model or an adapter.
 
-`run` is a run folder (the trainer's ``output_dir``) or a run id the store knows. ``hf`` writes a
-standalone Hugging Face model folder (a LoRA run's adapter merged into its base); ``lora`` writes
-the adapter alone and refuses runs that trained all weights.
+`run` is a run folder (the trainer's ``output_dir``) or a run id the store knows. ``checkpoint``
+picks which: ``latest``, ``best`` (the highest held-out reward among the checkpointed steps, from
+the run's ``metrics.jsonl``) or a step number. ``hf`` writes a standalone Hugging Face model folder
+(a LoRA run's adapter merged into its base); ``lora`` writes the adapter alone and refuses runs that
+trained all weights.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from agl_core.store.base import LightningStore
 
-from .checkpoints import STATE_FILE, is_lora, latest_checkpoint
+from .checkpoints import STATE_FILE, checkpoint_dir, checkpoint_step, is_lora, latest_checkpoint, list_checkpoints
 
 
-def run_checkpoint(run: str, store: LightningStore) -> Path:
+def run_folder(run: str, store: LightningStore) -> Path:
     folder = Path(run)
-    if not folder.is_dir():
-        found = store.get_run(run)
-        if found is None or not found.output_dir:
-            raise FileNotFoundError(f"no run folder {run!r} and no run with that id in {store.url}")
-        folder = Path(found.output_dir)
-    checkpoint = latest_checkpoint(folder)
-    if checkpoint is None:
-        raise FileNotFoundError(f"{folder} has no checkpoints (expected {folder}/checkpoints/step-N)")
-    return checkpoint
+    if folder.is_dir():
+        return folder
+    found = store.get_run(run)
+    if found is None or not found.output_dir:
+        raise FileNotFoundError(f"no run folder {run!r} and no run with that id in {store.url}")
+    return Path(found.output_dir)
+
+
+def best_checkpoint(folder: Path) -> Path:
+    """The checkpoint whose step scored the highest held-out reward (the later one on a tie)."""
+    metrics = folder / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    scores = {m["step"]: m["heldout_reward"] for m in map(json.loads, lines) if m.get("heldout_reward") is not None}
+    newest_first = reversed(list_checkpoints(folder))
+    scored = [(scores[checkpoint_step(p)], p) for p in newest_first if checkpoint_step(p) in scores]
+    if not scored:
+        raise ValueError(
+            f"no checkpoint of {folder} has a held-out score: evaluation runs every eval_every steps and at the last "
+            "step, checkpoints every checkpoint_every steps (give eval_tasks, make the two meet)"
+        )
+    return max(scored, key=lambda item: item[0])[1]  # max keeps the first of equals: the latest
+
+
+def run_checkpoint(run: str, store: LightningStore, checkpoint: str = "latest") -> Path:
+    folder = run_folder(run, store)
+    if checkpoint == "best":
+        return best_checkpoint(folder)
+    if checkpoint == "latest":
+        found = latest_checkpoint(folder)
+    elif checkpoint.isdigit():
+        found = checkpoint_dir(folder, int(checkpoint))
+        found = found if (found / STATE_FILE).exists() else None
+    else:
+        raise ValueError(f"--checkpoint must be latest, best or a step number, not {checkpoint!r}")
+    if found is None:
+        have = ", ".join(p.name for p in list_checkpoints(folder)) or "none"
+        raise FileNotFoundError(f"{folder} has no checkpoint {checkpoint} (expected {folder}/checkpoints/step-N; found: {have})")
+    return found
 
 
 def _copy_model_files(source: Path, out: Path) -> None:
@@ -35,23 +67,23 @@ def _copy_model_files(source: Path, out: Path) -> None:
             shutil.copy2(item, out / item.name)
 
 
-def export_hf(run: str, out: str, store: LightningStore) -> str:
-    checkpoint = run_checkpoint(run, store)
+def export_hf(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
+    source = run_checkpoint(run, store, checkpoint)
     target = Path(out)
-    if is_lora(checkpoint):
+    if is_lora(source):
         from .policy import load_checkpoint_model
 
-        model, tokenizer = load_checkpoint_model(checkpoint)  # adapter merged into its base
+        model, tokenizer = load_checkpoint_model(source)  # adapter merged into its base
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
     else:
-        _copy_model_files(checkpoint, target)
-    return f"exported {checkpoint} as a Hugging Face model to {target}"
+        _copy_model_files(source, target)
+    return f"exported {source} as a Hugging Face model to {target}"
 
 
-def export_lora(run: str, out: str, store: LightningStore) -> str:
-    checkpoint = run_checkpoint(run, store)
-    if not is_lora(checkpoint):
-        raise ValueError(f"{checkpoint} holds full weights, not a LoRA adapter (train with lora: true, or export --format hf)")
-    _copy_model_files(checkpoint, Path(out))
-    return f"exported the LoRA adapter of {checkpoint} to {out}"
+def export_lora(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
+    source = run_checkpoint(run, store, checkpoint)
+    if not is_lora(source):
+        raise ValueError(f"{source} holds full weights, not a LoRA adapter (train with lora: true, or export --format hf)")
+    _copy_model_files(source, Path(out))
+    return f"exported the LoRA adapter of {source} to {out}"
