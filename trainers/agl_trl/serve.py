@@ -172,7 +172,7 @@ class ModelServer:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """No generation runs inside this block (use it around an in-place optimizer step)."""
-        with self.engine.lock if self.engine is not None else self._version_lock:
+        with self.engine.paused() if self.engine is not None else self._version_lock:
             yield
 
     def set_policy(self, model: Any = None, version: int | None = None) -> int | None:

@@ -28,7 +28,7 @@ class UpstreamError(RuntimeError):
 
 
 class LocalBackend:
-    """Generates with a transformers model through the micro-batching `BatchedGenerator`."""
+    """Generates with a transformers model through the continuously batching `BatchedGenerator`."""
 
     def __init__(self, engine: BatchedGenerator, tokenizer: Any) -> None:
         self.engine, self.tokenizer = engine, tokenizer

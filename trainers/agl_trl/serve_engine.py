@@ -1,10 +1,17 @@
 """Batched sampling on a transformers causal LM: the generation engine behind ``serve``.
 
 Requests that arrive within ``batch_window_s`` of each other (up to ``max_batch_size`` sequences,
-and for at most ``max_wait_s`` after the first) are generated together in one left-padded forward pass per token, with a KV cache; finished rows
-are dropped from the batch as they finish. Our own loop, rather than ``model.generate``, because
-rows of one batch differ in temperature, top_p, seed, stop strings and length, and because we
-need each sampled token's log-probability.
+and for at most ``max_wait_s`` after the first) start together: one left-padded prefill, then one
+forward pass per token over the whole batch, with a KV cache. The batch is continuous: a row
+leaves it as soon as it finishes (its request is answered then, not when the batch ends), and a
+request that arrives meanwhile is prefilled and joins it at the next token, while there is room
+(``max_batch_size``). Our own loop, rather than ``model.generate``, because rows of one batch
+differ in temperature, top_p, seed, stop strings and length, and because we need each sampled
+token's log-probability.
+
+Joining needs a cache whose layers are all plain `DynamicLayer`s (full attention, as in Llama,
+Qwen2, GPT-2); with any other layer type (sliding windows, linear attention) new requests wait for
+the running batch to finish.
 
 **Log-probabilities** (``Sample.logprobs``): for each sampled token, ``log_softmax(logits / T)``
 at that position, where ``T`` is the request's temperature, computed *before* top-p filtering —
@@ -20,7 +27,9 @@ with a ``seed`` get their own generator, the others share the engine's private o
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import inspect
 import logging
 import os
@@ -28,7 +37,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -79,6 +88,8 @@ class _Job:
     n: int
     on_token: TokenCallback | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    #: one per choice, filled as its row generates
+    samples: list[Sample] = field(default_factory=list)
 
 
 @dataclass
@@ -106,11 +117,59 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
+class _Batch:
+    """The rows being generated together and their shared state, kept aligned by batch position:
+    `cache` (its length is ``attention.shape[1]``), `attention` (left padding is 0), `next_pos`
+    (the position of each row's next token) and `tokens` (each row's last sampled token, not yet
+    in the cache)."""
+
+    def __init__(self, rows: list[_Row], cache: Any, attention: torch.Tensor, next_pos: torch.Tensor, tokens: torch.Tensor) -> None:
+        self.rows, self.cache, self.attention, self.next_pos, self.tokens = rows, cache, attention, next_pos, tokens
+
+    def keep(self, kept: list[int]) -> None:
+        """Keep only the batch positions `kept`; drop leading columns no remaining row attends to."""
+        if len(kept) < len(self.rows):
+            index = torch.tensor(kept, device=self.attention.device)
+            self.cache.batch_select_indices(index)
+            self.attention, self.next_pos, self.tokens = self.attention[index], self.next_pos[index], self.tokens[index]
+            self.rows = [self.rows[b] for b in kept]
+        if self.rows and _joinable(self.cache):
+            used = self.attention.any(0).nonzero()
+            start = int(used[0]) if len(used) else 0
+            if start > 0:
+                self.attention = self.attention[:, start:]
+                for layer in self.cache.layers:
+                    layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+
+    def join(self, other: "_Batch") -> None:
+        """Append `other`'s rows, left-padding whichever cache is shorter."""
+        width = max(self.attention.shape[1], other.attention.shape[1])
+        for batch in (self, other):
+            pad = width - batch.attention.shape[1]
+            if pad:
+                batch.attention = torch.nn.functional.pad(batch.attention, (pad, 0))
+                for layer in batch.cache.layers:
+                    layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, pad, 0))
+                    layer.values = torch.nn.functional.pad(layer.values, (0, 0, pad, 0))
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
+        self.attention = torch.cat([self.attention, other.attention])
+        self.next_pos, self.tokens = torch.cat([self.next_pos, other.next_pos]), torch.cat([self.tokens, other.tokens])
+        self.rows += other.rows
+
+
+def _joinable(cache: Any) -> bool:
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers)
+
+
 class BatchedGenerator:
     """``submit(prompt_ids, params, n)`` from any thread; one worker thread owns the model.
 
-    ``lock`` is held for the whole of each batch: hold it yourself (e.g. during an optimizer step
-    on the same weights) and no generation runs meanwhile.
+    ``lock`` is held while a batch runs; `paused` stops new requests from joining the running
+    batch, waits for it to finish and holds the lock: no generation runs inside it (use it around
+    an optimizer step on the same weights).
     """
 
     def __init__(
@@ -127,11 +186,16 @@ class BatchedGenerator:
         self.batch_window_s = batch_window_s
         self.max_wait_s = max_wait_s
         self.lock = threading.RLock()
+        self._pausing = 0  # `paused` blocks waiting: admit no new request into the running batch
+        self._pausing_lock = threading.Lock()
         #: policy version stamped on every sample; change it under `lock` together with the weights.
         self.version: int | None = None
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._rng = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
         self._thread: threading.Thread | None = None
+        self._stopping = False
+        #: a request taken from the queue that did not fit the running batch: it starts the next one
+        self._held: collections.deque[_Job] = collections.deque()
         self.set_model(model)
 
     # --- model --------------------------------------------------------------------------------
@@ -152,9 +216,22 @@ class BatchedGenerator:
                 return value
         return int(getattr(self.tokenizer, "model_max_length", 2048) or 2048)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No generation runs inside this block; the running batch finishes first, without newcomers."""
+        with self._pausing_lock:
+            self._pausing += 1
+        try:
+            with self.lock:
+                yield
+        finally:
+            with self._pausing_lock:
+                self._pausing -= 1
+
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._worker, name="agl-serve-engine", daemon=True)
             self._thread.start()
 
@@ -175,40 +252,55 @@ class BatchedGenerator:
     def generate(self, prompt_ids: Sequence[int], params: SamplingParams, n: int = 1) -> list[Sample]:
         """Synchronous generation in the calling thread (no batching with others)."""
         job = _Job(list(prompt_ids), params, n)
-        self._run([job])
+        self._run([job], admit=False)
         return job.future.result()
 
     def _worker(self) -> None:
-        while True:
-            job = self._queue.get()
+        while not self._stopping:
+            job = self._held.popleft() if self._held else self._queue.get()
             if job is None:
                 return
             jobs, rows = [job], job.n
             first = time.monotonic()
             deadline = first + self.batch_window_s
-            stopping = False
             while rows < self.max_batch_size:
                 try:
                     nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if nxt is None:
-                    stopping = True
+                    self._stopping = True
                     break
                 jobs.append(nxt)
                 rows += nxt.n
                 # requests still streaming in: wait for a quiet gap, but never past max_wait_s
                 deadline = min(time.monotonic() + self.batch_window_s, first + self.max_wait_s)
-            self._run(jobs)
-            if stopping:
-                return
+            self._run(jobs, admit=not self._stopping)
 
-    def _run(self, jobs: list[_Job]) -> None:
+    def _newcomers(self, room: int) -> list[_Job]:
+        """Queued requests that fit in `room` more rows (a request with ``n`` choices counts ``n``)."""
+        jobs: list[_Job] = []
+        while not self._stopping and not self._pausing:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._stopping = True
+            elif job.n > room and (jobs or room < self.max_batch_size):
+                self._held.append(job)  # no room now: it starts the next batch
+                break
+            else:
+                jobs.append(job)
+                room -= job.n
+        return jobs
+
+    def _run(self, jobs: list[_Job], admit: bool) -> None:
         try:
             with self.lock:
-                self._generate(jobs)
+                self._generate(jobs, admit)
         except Exception as exc:  # a failed batch fails its requests, never the worker
-            for job in jobs:
+            for job in jobs:  # `_generate` appends the requests that joined
                 if not job.future.done():
                     job.future.set_exception(exc)
 
@@ -220,25 +312,50 @@ class BatchedGenerator:
                 seed = job.params.seed
                 gen = torch.Generator().manual_seed((seed * 1_000_003 + i) % (2**63)) if seed is not None else None
                 rows.append(_Row(job, i, gen))
+                job.samples.append(rows[-1].sample)
         return rows
 
     @torch.inference_mode()
-    def _generate(self, jobs: list[_Job]) -> None:
+    def _generate(self, jobs: list[_Job], admit: bool) -> None:
         model = self.model
         was_training = model.training
         model.eval()  # the trainer may have left it in train mode (dropout)
         try:
-            rows = self._rows(jobs)
-            self._decode_loop(model, rows)
+            self._decode_loop(model, jobs, admit)
         finally:
             model.train(was_training)
-        for row in rows:
-            row.sample.policy_version = self.version
-        for job in jobs:
-            job.future.set_result([r.sample for r in rows if r.job is job])
 
-    def _decode_loop(self, model: Any, rows: list[_Row]) -> None:
+    def _decode_loop(self, model: Any, jobs: list[_Job], admit: bool) -> None:
         device = next(model.parameters()).device
+        kwargs: dict[str, Any] = {"use_cache": True, "logits_to_keep": 1}
+        pending = {id(job): job.n for job in jobs}  # rows still generating, per request
+        batch = self._prefill(model, self._rows(jobs), device, kwargs, pending)
+        while batch is not None:
+            batch.attention = torch.cat([batch.attention, batch.attention.new_ones((len(batch.rows), 1))], dim=-1)
+            logits = model(
+                input_ids=batch.tokens.view(-1, 1).to(device),
+                attention_mask=batch.attention,
+                position_ids=batch.next_pos.view(-1, 1),
+                **{self._cache_kwarg: batch.cache},
+                **kwargs,
+            ).logits[:, -1]
+            batch.next_pos = batch.next_pos + 1
+            batch.tokens = self._sample(logits.float(), batch.rows)
+            batch.keep(self._unfinished(batch, pending))
+            room = self.max_batch_size - len(batch.rows)
+            newcomers = self._newcomers(room) if admit and room > 0 and _joinable(batch.cache) else []
+            joining = None
+            if newcomers:
+                jobs += newcomers
+                pending.update((id(job), job.n) for job in newcomers)
+                joining = self._prefill(model, self._rows(newcomers), device, kwargs, pending)
+            if not batch.rows:
+                batch = joining
+            elif joining is not None:
+                batch.join(joining)
+
+    def _prefill(self, model: Any, rows: list[_Row], device: Any, kwargs: dict[str, Any], pending: dict[int, int]) -> _Batch | None:
+        """Run `rows`' prompts, sample their first tokens; the batch of those not finished yet."""
         width = max(len(r.job.prompt_ids) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
@@ -248,36 +365,29 @@ class BatchedGenerator:
             attention[i, width - len(ids) :] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        limits = [min(r.job.params.max_tokens, self.context_length - len(r.job.prompt_ids)) for r in rows]
-
         from transformers import DynamicCache
 
         cache = DynamicCache(config=model.config) if hasattr(model, "config") else DynamicCache()
-        kwargs = {self._cache_kwarg: cache, "use_cache": True, "logits_to_keep": 1}
-        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, **kwargs).logits[:, -1]
-        active = list(range(len(rows)))  # batch position -> row index
-        next_pos = attention.sum(-1)
-        while True:
-            tokens = self._sample(logits.float(), [rows[i] for i in active])
-            keep = []
-            for b, (i, token) in enumerate(zip(active, tokens.tolist())):  # one device sync per step
-                if not self._append(rows[i], token, limits[i]):
-                    keep.append(b)
-            if not keep:
-                return
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
-                attention, next_pos, tokens = attention[index], next_pos[index], tokens[index]
-                active = [active[b] for b in keep]
-            attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=-1)
-            logits = model(
-                input_ids=tokens.view(-1, 1).to(device),
-                attention_mask=attention,
-                position_ids=next_pos.view(-1, 1),
-                **kwargs,
-            ).logits[:, -1]
-            next_pos = next_pos + 1
+        logits = model(
+            input_ids=input_ids, attention_mask=attention, position_ids=positions, **{self._cache_kwarg: cache}, **kwargs
+        ).logits[:, -1]
+        batch = _Batch(rows, cache, attention, attention.sum(-1), self._sample(logits.float(), rows))
+        batch.keep(self._unfinished(batch, pending))
+        return batch if batch.rows else None
+
+    def _unfinished(self, batch: _Batch, pending: dict[int, int]) -> list[int]:
+        """Record each row's new token; answer the requests whose rows are all done; the rest's positions."""
+        kept = []
+        for b, (row, token) in enumerate(zip(batch.rows, batch.tokens.tolist())):  # one device sync per step
+            limit = min(row.job.params.max_tokens, self.context_length - len(row.job.prompt_ids))
+            if not self._append(row, token, limit):
+                kept.append(b)
+                continue
+            row.sample.policy_version = self.version
+            pending[id(row.job)] -= 1
+            if pending[id(row.job)] == 0:
+                row.job.future.set_result(row.job.samples)
+        return kept
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
         """Pick one token per row; record its log-probability (and top alternatives) on the row."""
