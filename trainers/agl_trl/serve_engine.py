@@ -3,9 +3,10 @@
 Requests that arrive within ``batch_window_s`` of each other (up to ``max_batch_size`` sequences,
 and for at most ``max_wait_s`` after the first) start together: one left-padded prefill, then one
 forward pass per token over the whole batch, with a KV cache. The batch is continuous: a row
-leaves it as soon as it finishes (its request is answered then, not when the batch ends), and a
-request that arrives meanwhile is prefilled and joins it at the next token, while there is room
-(``max_batch_size``). Our own loop, rather than ``model.generate``, because rows of one batch
+leaves it as soon as it finishes (its request is answered then, not when the batch ends), and
+requests that arrive meanwhile are prefilled together and join it, while there is room
+(``max_batch_size``): once they are a quarter as many as the running rows, or have waited
+``max_wait_s`` (a prefill pass costs about as much as a decoding step). Our own loop, rather than ``model.generate``, because rows of one batch
 differ in temperature, top_p, seed, stop strings and length, and because we need each sampled
 token's log-probability.
 
@@ -194,6 +195,7 @@ class BatchedGenerator:
         self._rng = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._waiting_since: float | None = None  # when the running batch first saw a queued request
         #: a request taken from the queue that did not fit the running batch: it starts the next one
         self._held: collections.deque[_Job] = collections.deque()
         self.set_model(model)
@@ -277,6 +279,21 @@ class BatchedGenerator:
                 deadline = min(time.monotonic() + self.batch_window_s, first + self.max_wait_s)
             self._run(jobs, admit=not self._stopping)
 
+    def _worth_a_prefill(self, running: int) -> bool:
+        """Whether the queued requests should join now: each join costs a prefill pass, so they wait
+        until they are a quarter as many as the running rows, or for at most ``max_wait_s``."""
+        waiting = self._queue.qsize()
+        if not waiting:
+            self._waiting_since = None
+            return False
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if waiting >= max(1, running // 4) or now - self._waiting_since >= self.max_wait_s:
+            self._waiting_since = None
+            return True
+        return False
+
     def _newcomers(self, room: int) -> list[_Job]:
         """Queued requests that fit in `room` more rows (a request with ``n`` choices counts ``n``)."""
         jobs: list[_Job] = []
@@ -343,7 +360,8 @@ class BatchedGenerator:
             batch.tokens = self._sample(logits.float(), batch.rows)
             batch.keep(self._unfinished(batch, pending))
             room = self.max_batch_size - len(batch.rows)
-            newcomers = self._newcomers(room) if admit and room > 0 and _joinable(batch.cache) else []
+            joins = admit and room > 0 and _joinable(batch.cache) and self._worth_a_prefill(len(batch.rows))
+            newcomers = self._newcomers(room) if joins else []
             joining = None
             if newcomers:
                 jobs += newcomers
