@@ -7,7 +7,8 @@ step). Generation is excluded on both sides: TRL generates the batch once
 (``_generate_and_score_completions``), then its ``compute_loss`` + backward + optimizer step is
 timed on that batch; ours (`RLAlgorithm._update`) is timed on the very same prompt and completion
 token ids and rewards. Same model weights at the start of each repeat, same loss settings
-(``loss_type=dapo``, ``beta=0``, one update per batch). Tokens = unpadded prompt + completion
+(``loss_type=dapo``, ``beta=0``, one update per batch), same precision (float32: TRL's
+default bf16 autocast, which it applies on CPU too, is turned off). Tokens = unpadded prompt + completion
 tokens of the batch; both sides are charged the same count.
 
     python benchmarks/trainer.py [--tasks 8] [--group 8] [--completion 32] [--hidden 256] [--layers 4] [--repeats 5]
@@ -49,6 +50,7 @@ def trl_batch(model: Any, tokenizer: Any, args: argparse.Namespace) -> tuple[Any
         output_dir="/tmp/agl-bench-trl", per_device_train_batch_size=args.tasks * args.group,
         num_generations=args.group, max_completion_length=args.completion, beta=0.0, loss_type="dapo",
         learning_rate=1e-5, report_to=[], use_cpu=not torch.cuda.is_available(), logging_steps=1, save_strategy="no",
+        bf16=False,  # TRL defaults to bf16 autocast, on CPU too; ours computes in the model dtype (float32 here)
         generation_kwargs={"min_new_tokens": args.completion},  # equal lengths: every row is `completion` long
     )  # fmt: skip
 

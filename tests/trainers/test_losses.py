@@ -220,7 +220,7 @@ def test_advantages_with_uneven_interleaved_groups() -> None:
 
 
 def test_token_logps_match_unpadded_forward() -> None:
-    """Right-padded batching gives each completion token the log-prob an unpadded forward gives it."""
+    """Padded batching gives each completion token the log-prob an unpadded forward gives it."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)

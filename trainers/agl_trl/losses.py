@@ -152,25 +152,22 @@ def token_logps(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs of recorded ``completions`` given their ``prompts``: ``(rows, T)`` log-probs
     and mask, right-padded to the longest completion. Logits are divided by the sampling temperature,
-    as TRL does, so ratios compare against the distribution the tokens were drawn from."""
-    rows = [list(p) + list(c) for p, c in zip(prompts, completions)]
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        attention[i, : len(row)] = 1
-    t_max = max(len(c) for c in completions)
-    # Position of the logit that predicts completion token j of row i: len(prompt_i) - 1 + j.
-    offsets = torch.tensor([len(p) - 1 for p in prompts]).unsqueeze(1) + torch.arange(t_max).unsqueeze(0)
-    mask = (torch.arange(t_max).unsqueeze(0) < torch.tensor([len(c) for c in completions]).unsqueeze(1)).float()
-    offsets = offsets.clamp(max=width - 1)
-    targets = input_ids.gather(1, (offsets + 1).clamp(max=width - 1))
-    # Only the positions from the shortest prompt's end onwards predict completion tokens: asking the
-    # model for just those logits (as TRL does) skips most of the vocabulary projection.
-    keep = width - (min(len(p) for p in prompts) - 1)
-    logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=keep).logits
-    offsets = offsets - (width - logits.size(1))
-    logits = logits.gather(1, offsets.unsqueeze(-1).expand(-1, -1, logits.size(-1))).float() / temperature
-    logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    as TRL does, so ratios compare against the distribution the tokens were drawn from.
+
+    Rows are laid out as TRL lays them out: prompts left-padded, completions right-padded, so every
+    completion starts at the same column and only the last ``T + 1`` logits are computed. Position
+    ids count real tokens only, as `serve` counted them when it sampled."""
+    p_max, t_max = max(len(p) for p in prompts), max(len(c) for c in completions)
+    input_ids = torch.full((len(prompts), p_max + t_max), pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        input_ids[i, p_max - len(p) : p_max + len(c)] = torch.tensor(list(p) + list(c), dtype=torch.long)
+        attention[i, p_max - len(p) : p_max + len(c)] = 1
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    mask = attention[:, p_max:].float()
+    targets = input_ids[:, p_max:]
+    # the logit at column p_max - 1 + j predicts completion token j
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=t_max + 1).logits
+    logits = logits[:, :-1].float() / temperature
+    logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return logps * mask, mask

@@ -304,7 +304,7 @@ class RLAlgorithm(Algorithm):
 
 
 def _mask(completions: list[list[int]], width: int) -> torch.Tensor:
-    """Completion-token mask of right-padded rows (as `token_logps` builds it)."""
+    """Completion-token mask of right-padded completions (as `token_logps` builds it)."""
     lengths = torch.tensor([len(c) for c in completions])
     return (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).float()
 
