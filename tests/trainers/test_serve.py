@@ -24,7 +24,7 @@ from agl_core.telemetry import flush
 from agl_core.types import LLMEndpoint, ModelCheckpoint
 from agl_trl.serve import ModelServer, watch_checkpoints
 from agl_trl.serve_protocol import TextStream, parse_tool_calls
-from tests.fixtures.scripted_openai import ScriptedOpenAI
+from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
 from tests.trainers import serve_model
 from tests.trainers.serve_model import GREETING, GREETING_REPLY, QUESTION, TOOL_ARGUMENTS, TOOLS
 
@@ -420,6 +420,42 @@ def test_proxy_to_our_own_server_passes_token_ids_through(server, store):
     assert inner.rollout_id == rollout.rollout_id
     for key in (semconv.AGL_PROMPT_TOKEN_IDS, semconv.AGL_RESPONSE_TOKEN_IDS, semconv.AGL_RESPONSE_LOGPROBS):
         assert outer.attributes[key] == inner.attributes[key]
+
+
+def test_proxy_streams_our_own_servers_tokens_as_they_come(server, store):
+    kwargs = dict(messages=GREETING, temperature=1.0, seed=9, max_tokens=24, extra_body={"ignore_eos": True})
+    with ModelServer(proxy=server.base_url, store=store, policy_version=None) as proxy:
+        rollout = store.start_rollout(None)
+        client = client_for(proxy.endpoint().base_url(rollout.rollout_id, rollout.attempt.attempt_id))
+        whole = client.chat.completions.create(model="policy", **kwargs)
+        chunks = stream(client, stream_options={"include_usage": True}, logprobs=True, **kwargs)
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(texts) > 1 and "".join(texts) == whole.choices[0].message.content  # relayed piece by piece
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 24
+    assert sum(len(c.choices[0].logprobs.content) for c in chunks if c.choices and c.choices[0].logprobs) == 24
+    outer_spans = [s for s in server_spans(store) if s.rollout_id == rollout.rollout_id and s.parent_id is None]
+    streamed = outer_spans[-1]
+    inner = next(s for s in server_spans(store) if s.parent_id == streamed.span_id)  # the upstream's own span
+    for key in (semconv.AGL_PROMPT_TOKEN_IDS, semconv.AGL_RESPONSE_TOKEN_IDS, semconv.AGL_RESPONSE_LOGPROBS):
+        assert streamed.attributes[key] == inner.attributes[key] == outer_spans[0].attributes[key]
+    assert len(streamed.attributes[semconv.AGL_RESPONSE_TOKEN_IDS]) == 24
+
+
+def test_proxy_streams_tool_calls_and_keeps_the_usage_chunk_it_asked_for(store):
+    with ScriptedOpenAI(lambda body: tool_call("calculator", expression="2+3")) as upstream:
+        with ModelServer(proxy=upstream.base_url, store=store) as proxy:
+            chunks = stream(client_for(proxy.base_url), messages=QUESTION, tools=TOOLS)
+            with pytest.raises(openai.BadRequestError, match="temperature"):  # refused before any byte is sent
+                stream(client_for(proxy.base_url), messages=QUESTION, temperature=3)
+        sent = upstream.chat_requests()[0]["body"]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert all(c.choices for c in chunks)  # the client did not ask for usage: not relayed
+    calls = [call for c in chunks for call in c.choices[0].delta.tool_calls or []]
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [("calculator", TOOL_ARGUMENTS)]
+    (span,) = server_spans(store)
+    (message,) = parse_json_attr(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])
+    assert [(p["name"], p["arguments"]) for p in message["parts"] if p["type"] == "tool_call"] == [("calculator", TOOL_ARGUMENTS)]
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0 and list(span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["tool_calls"]
 
 
 def test_proxy_relays_upstream_errors(server, store):

@@ -20,8 +20,8 @@ sharing the server can be told apart (selective optimization falls back to the m
 Streaming (``stream: true``) from a local model sends text as the engine samples it — held back
 only while it could still turn into a ``stop`` string or a tool call (see
 `serve_protocol.TextStream`); tool calls, finish reasons and usage come at the end, and the span
-is recorded once the generation finishes, as without streaming. A proxy generates upstream without
-streaming and sends the finished response as chunks.
+is recorded once the generation finishes, as without streaming. A proxy streams from its upstream
+and relays each chunk as it arrives; the span is recorded from the chunks once the stream ends.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from agl_core.spans import json_attr
 from agl_core.store.base import LightningStore
 from agl_core.telemetry import configure, get_tracer
 from agl_core.types import LLMEndpoint
-from agl_trl.serve_backends import LocalBackend, ProxyBackend, UpstreamError
+from agl_trl.serve_backends import LocalBackend, ProxyBackend, StreamedReply, UpstreamError
 from agl_trl.serve_engine import DEFAULT_BATCH_WINDOW_S, DEFAULT_MAX_BATCH_SIZE, BatchedGenerator
 from agl_trl.serve_protocol import (
     BadRequest,
@@ -61,7 +61,6 @@ from agl_trl.serve_protocol import (
     completion_body,
     final_chunks,
     parse_request,
-    sse_events,
     stream_chunk,
 )
 
@@ -103,6 +102,10 @@ def _span_attributes(req: Request, result: Result, body: dict[str, Any]) -> dict
     if result.policy_version is not None:
         attrs[semconv.AGL_POLICY_VERSION] = result.policy_version
     return attrs
+
+
+def _sse(chunk: dict[str, Any]) -> str:
+    return f"data: {json.dumps(chunk)}\n\n"
 
 
 def _error(status: int, message: str, kind: str = "server_error") -> JSONResponse:
@@ -284,18 +287,40 @@ class ModelServer:
             return self._stream(req, kind, span)
         headers: dict[str, str] = {}
         propagate.inject(headers, context=trace.set_span_in_context(span, parent))
+        if req.stream:
+            return await self._relay(req, kind, span, headers)
         try:
             result = await self.backend.run(req, headers)
             body = self._record(span, req, kind, result)
         except Exception as exc:
             return self._failed(span, exc)
         span.end()
-        if not req.stream:
-            return JSONResponse(body)
+        return JSONResponse(body)
+
+    async def _relay(self, req: Request, kind: str, span: trace.Span, headers: dict[str, str]) -> Response:
+        """Relay an upstream's stream chunk by chunk; the span is recorded when it ends."""
+        assert isinstance(self.backend, ProxyBackend)
+        try:
+            chunks = await self.backend.open_stream(req, headers)
+        except Exception as exc:
+            return self._failed(span, exc)
+        reply = StreamedReply(kind)
 
         async def events() -> Any:
-            for chunk in sse_events(req, body):
-                yield f"data: {json.dumps(chunk)}\n\n"
+            try:
+                async for chunk in chunks:
+                    reply.add(chunk)
+                    if chunk.get("choices") or req.include_usage:  # the usage chunk was asked for our span
+                        yield _sse(chunk)
+                self._record(span, req, kind, self.backend.result(req, reply.body()))
+            except Exception as exc:  # headers went out already: the error comes as an event
+                log.error("relaying the upstream stream failed", exc_info=exc)
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                yield _sse({"error": {"message": f"upstream stream failed: {type(exc).__name__}: {exc}", "type": "upstream_error"}})
+                return
+            finally:
+                span.end()
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -351,13 +376,10 @@ class ModelServer:
         done.add_done_callback(lambda _: tokens.put_nowait(None))  # after the tokens the engine queued
         texts = [TextStream(self.tokenizer, req.stop, bool(req.tools)) for _ in range(req.n)]
 
-        def sse(chunk: dict[str, Any]) -> str:
-            return f"data: {json.dumps(chunk)}\n\n"
-
         async def events() -> Any:
             if kind == "chat":
                 for i in range(req.n):
-                    yield sse(stream_chunk(req, base, i, {"role": "assistant", "content": ""}))
+                    yield _sse(stream_chunk(req, base, i, {"role": "assistant", "content": ""}))
             finished = False
             while not finished:
                 items = [await tokens.get()]
@@ -371,13 +393,13 @@ class ModelServer:
                         new.setdefault(item[0], []).append(item[1])
                 for i, ids in sorted(new.items()):
                     if delta := texts[i].push(ids):
-                        yield sse(stream_chunk(req, base, i, {"content": delta}))
+                        yield _sse(stream_chunk(req, base, i, {"content": delta}))
             body = await done
             if "error" in body:  # headers went out already: the error comes as an event
-                yield sse(body)
+                yield _sse(body)
                 return
             for chunk in final_chunks(req, body, {i: t.sent for i, t in enumerate(texts)}):
-                yield sse(chunk)
+                yield _sse(chunk)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
-from typing import Any, Awaitable
+from typing import Any, AsyncIterator, Awaitable
 
 import httpx
 
@@ -96,8 +97,9 @@ def _ids_from_logprobs(tokens: list[str]) -> list[int] | None:
 class ProxyBackend:
     """Forwards to an OpenAI-compatible upstream (vLLM, another ``serve``, any provider).
 
-    Always non-streaming upstream: a ``stream: true`` request is answered with the finished
-    response sent as stream chunks (no time-to-first-token gain through a proxy).
+    A ``stream: true`` request streams from the upstream too (`open_stream`): its chunks are relayed
+    as they come, and put back together (`StreamedReply`) for the span when the stream ends; the
+    usage chunk is always asked for, and relayed only when the client asked for it.
 
     It asks for logprobs and vLLM's token-id extensions; an upstream that refuses them with a 400
     is asked again without them (and never again). Token attributes are recorded only when the
@@ -112,6 +114,8 @@ class ProxyBackend:
 
     def _body(self, req: Request, extensions: bool) -> dict[str, Any]:
         body = {k: v for k, v in req.body.items() if k not in ("stream", "stream_options")}
+        if req.stream:
+            body.update(stream=True, stream_options={"include_usage": True})
         if extensions:
             body.update(_TOKEN_EXTENSIONS)
             if req.kind == "chat":
@@ -120,23 +124,52 @@ class ProxyBackend:
                 body["logprobs"] = req.top_logprobs
         return body
 
+    async def _send(self, req: Request, headers: dict[str, str]) -> httpx.Response:
+        """The upstream's response (its body unread when streaming); an error status raises
+        `UpstreamError`. A 400 to our token extensions is retried once without them."""
+        path = "/chat/completions" if req.kind == "chat" else "/completions"
+        while True:
+            extensions = self.extensions
+            request = self.client.build_request("POST", path, json=self._body(req, extensions), headers=headers)
+            response = await self.client.send(request, stream=req.stream)
+            if response.status_code < 400:
+                return response
+            await response.aread()
+            await response.aclose()
+            if response.status_code == 400 and extensions:
+                log.warning("upstream refused logprobs/token-id extensions (%s); retrying without", response.text[:200])
+                self.extensions = False
+                continue
+            try:
+                data = response.json()
+            except ValueError:
+                data = {"error": {"message": response.text[:1000], "type": "upstream_error"}}
+            raise UpstreamError(response.status_code, data)
+
     async def run(self, req: Request, headers: dict[str, str]) -> Result:
         """`headers` carry our span's trace context, so an upstream ``serve`` joins the trace."""
-        path = "/chat/completions" if req.kind == "chat" else "/completions"
-        response = await self.client.post(path, json=self._body(req, self.extensions), headers=headers)
-        if response.status_code == 400 and self.extensions:
-            log.warning("upstream refused logprobs/token-id extensions (%s); retrying without", response.text[:200])
-            self.extensions = False
-            response = await self.client.post(path, json=self._body(req, False), headers=headers)
-        try:
-            data = response.json()
-        except ValueError:
-            data = {"error": {"message": response.text[:1000], "type": "upstream_error"}}
-        if response.status_code >= 400:
-            raise UpstreamError(response.status_code, data)
-        return self._result(req, data)
+        return self.result(req, (await self._send(req, headers)).json())
 
-    def _result(self, req: Request, data: dict[str, Any]) -> Result:
+    async def open_stream(self, req: Request, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """Start a streamed request (errors raise here, before any byte goes to our client); the
+        returned iterator yields the upstream's chunks and closes the connection when left."""
+        response = await self._send(req, headers)
+
+        async def chunks() -> AsyncIterator[dict[str, Any]]:
+            try:
+                async for line in response.aiter_lines():
+                    data = line[5:].strip() if line.startswith("data:") else ""
+                    if data == "[DONE]":
+                        return
+                    if data:
+                        yield json.loads(data)
+            finally:
+                await response.aclose()
+
+        return chunks()
+
+    def result(self, req: Request, data: dict[str, Any]) -> Result:
+        """The `Result` of an upstream's (non-streamed, or `StreamedReply`-gathered) response body."""
         choices = []
         for item in sorted(data.get("choices") or [], key=lambda c: c.get("index", 0)):
             raw = item.get("logprobs") or None
@@ -173,3 +206,55 @@ class ProxyBackend:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class StreamedReply:
+    """An upstream's stream chunks put back together into the body of the non-streamed response,
+    as `ProxyBackend.result` reads it: text, tool calls (merged by index), finish reason,
+    logprobs, vLLM's ``token_ids``/``prompt_token_ids``, usage."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.data: dict[str, Any] = {}
+        self.choices: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        for key in ("id", "usage", "prompt_token_ids"):
+            if chunk.get(key):
+                self.data[key] = chunk[key]
+        for item in chunk.get("choices") or []:
+            choice = self.choices.setdefault(
+                item.get("index", 0), {"text": "", "calls": {}, "logprobs": [], "tokens": [], "token_logprobs": [], "token_ids": []}
+            )
+            logprobs = item.get("logprobs") or {}
+            if self.kind == "chat":
+                delta = item.get("delta") or {}
+                choice["text"] += delta.get("content") or ""
+                for call in delta.get("tool_calls") or []:
+                    merged = choice["calls"].setdefault(call.get("index", 0), {"type": "function", "function": {"name": "", "arguments": ""}})
+                    if call.get("id"):
+                        merged["id"] = call["id"]
+                    for key, part in (call.get("function") or {}).items():
+                        merged["function"][key] = merged["function"].get(key, "") + (part or "")
+                choice["logprobs"] += logprobs.get("content") or []
+            else:
+                choice["text"] += item.get("text") or ""
+                choice["tokens"] += logprobs.get("tokens") or []
+                choice["token_logprobs"] += logprobs.get("token_logprobs") or []
+            choice["token_ids"] += item.get("token_ids") or []
+            if item.get("finish_reason"):
+                choice["finish_reason"] = item["finish_reason"]
+
+    def body(self) -> dict[str, Any]:
+        choices = []
+        for index, c in sorted(self.choices.items()):
+            item: dict[str, Any] = {"index": index, "finish_reason": c.get("finish_reason"), "token_ids": c["token_ids"] or None}
+            if self.kind == "chat":
+                calls = [c["calls"][k] for k in sorted(c["calls"])]
+                item["message"] = {"role": "assistant", "content": c["text"] if c["text"] or not calls else None, "tool_calls": calls}
+                item["logprobs"] = {"content": c["logprobs"]} if c["logprobs"] else None
+            else:
+                item["text"] = c["text"]
+                item["logprobs"] = {"tokens": c["tokens"], "token_logprobs": c["token_logprobs"]} if c["tokens"] else None
+            choices.append(item)
+        return {**self.data, "choices": choices}

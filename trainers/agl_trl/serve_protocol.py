@@ -388,13 +388,15 @@ def stream_chunk(
     if req.kind == "chat":
         choice = {"index": index, "delta": delta, "finish_reason": finish, **extra}
         return {**base, "object": "chat.completion.chunk", "choices": [choice]}
-    choice = {"index": index, "text": delta.get("content", ""), "finish_reason": finish, "logprobs": None}
+    choice = {"index": index, "text": delta.get("content", ""), "finish_reason": finish, "logprobs": None, **extra}
     return {**base, "object": "text_completion", "choices": [choice]}
 
 
 def final_chunks(req: Request, body: dict[str, Any], sent: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """The chunks that end a stream whose choices' text `sent` (by index) already went out: the
-    rest of each text, its tool calls and finish reason, then the usage if asked."""
+    rest of each text, its tool calls and finish reason, then the usage if asked. A choice's
+    logprobs come with its last text (or its finish chunk); asked for token ids (vLLM's
+    ``return_token_ids``) come whole on the finish chunk, the prompt's on the first chunk."""
     base = {"id": body["id"], "created": body["created"], "model": body["model"]}
     chunks: list[dict[str, Any]] = []
     for choice in body["choices"]:
@@ -404,24 +406,23 @@ def final_chunks(req: Request, body: dict[str, Any], sent: dict[int, str] | None
         if not text.startswith(done):  # cannot happen with prefix-stable decoding (see TextStream)
             log.warning("streamed text %r is not a prefix of the final text %r", done, text)
         rest = text[len(done) :] if text.startswith(done) else ""
+        logprobs = choice.get("logprobs")
         if rest:
-            extra = {"logprobs": choice.get("logprobs")} if req.kind == "chat" else {}
-            chunks.append(stream_chunk(req, base, i, {"content": rest}, **extra))
+            chunks.append(stream_chunk(req, base, i, {"content": rest}, logprobs=logprobs))
+            logprobs = None
         calls = (choice["message"].get("tool_calls") or []) if req.kind == "chat" else []
         for k, call in enumerate(calls):
             chunks.append(stream_chunk(req, base, i, {"tool_calls": [{"index": k, **call}]}))
-        chunks.append(stream_chunk(req, base, i, {}, choice["finish_reason"]))
+        finish: dict[str, Any] = {"logprobs": logprobs} if logprobs else {}
+        if req.return_token_ids:
+            finish["token_ids"] = choice.get("token_ids")
+        chunks.append(stream_chunk(req, base, i, {}, choice["finish_reason"], **finish))
+    if req.return_token_ids and chunks:
+        chunks[0]["prompt_token_ids"] = body.get("prompt_token_ids")
     if req.include_usage:
         obj = "chat.completion.chunk" if req.kind == "chat" else "text_completion"
         chunks.append({**base, "object": obj, "choices": [], "usage": body["usage"]})
     return chunks
-
-
-def sse_events(req: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """A finished response as stream chunks: role, content, tool calls, finish, then usage if asked."""
-    base = {"id": body["id"], "created": body["created"], "model": body["model"]}
-    roles = [stream_chunk(req, base, c["index"], {"role": "assistant", "content": ""}) for c in body["choices"]]
-    return (roles if req.kind == "chat" else []) + final_chunks(req, body)
 
 
 def _partial_suffix(text: str, marker: str) -> int:
