@@ -441,6 +441,21 @@ def test_proxy_streams_our_own_servers_tokens_as_they_come(server, store):
     assert len(streamed.attributes[semconv.AGL_RESPONSE_TOKEN_IDS]) == 24
 
 
+def test_proxy_streams_text_completions(server, store):
+    body = {"model": "policy", "prompt": "Say hi", "temperature": 1.0, "seed": 4, "max_tokens": 16, "logprobs": 1}
+    with ModelServer(proxy=server.base_url, store=store, policy_version=None) as proxy:
+        client = client_for(proxy.base_url)
+        whole = client.completions.create(**body).choices[0]
+        chunks = list(client.completions.create(**body, stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.text
+    streamed_logprobs = [v for c in chunks if c.choices and c.choices[0].logprobs for v in c.choices[0].logprobs.token_logprobs]
+    assert streamed_logprobs == pytest.approx(whole.logprobs.token_logprobs)
+    spans = server_spans(store)
+    outer = [s for s in spans if s.parent_id is None]
+    assert len(outer) == 2 and outer[0].attributes[semconv.AGL_RESPONSE_TOKEN_IDS] == outer[1].attributes[semconv.AGL_RESPONSE_TOKEN_IDS]
+    assert outer[1].attributes[semconv.AGL_PROMPT_TOKEN_IDS] == outer[0].attributes[semconv.AGL_PROMPT_TOKEN_IDS]
+
+
 def test_proxy_streams_tool_calls_and_keeps_the_usage_chunk_it_asked_for(store):
     with ScriptedOpenAI(lambda body: tool_call("calculator", expression="2+3")) as upstream:
         with ModelServer(proxy=upstream.base_url, store=store) as proxy:
