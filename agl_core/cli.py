@@ -101,13 +101,15 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
 @click.option("--port", default=4318, show_default=True, type=int)
 @click.option("--store", default=None, help="Store URL behind the server (default: the embedded SQLite).")
 @click.option("--grpc-port", default=None, type=int, help="Also receive OTLP/gRPC on this port (e.g. 4317).")
-def collector(host: str, port: int, store: str | None, grpc_port: int | None) -> None:
+@click.option("--token", default=None, envvar="AGL_STORE_TOKEN", help="Required when binding beyond loopback.")
+def collector(host: str, port: int, store: str | None, grpc_port: int | None, token: str | None) -> None:
     """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces."""
+    from agl_core.access import AccessError
     from agl_core.server import serve_collector
 
     try:
-        serve_collector(host, port, store, grpc_port=grpc_port)
-    except ValueError as exc:
+        serve_collector(host, port, store, grpc_port=grpc_port, token=token)
+    except (AccessError, ValueError) as exc:
         _fail(str(exc))
 
 
@@ -118,12 +120,12 @@ def collector(host: str, port: int, store: str | None, grpc_port: int | None) ->
 @click.option("--token", default=None, envvar="AGL_DASHBOARD_TOKEN", help="Required when binding beyond loopback.")
 def dashboard(host: str, port: int, store: str | None, token: str | None) -> None:
     """Runs, reward and loss curves, rollouts and traces in the browser."""
+    from agl_core.access import AccessError
     from agl_core.dashboard import serve_dashboard
-    from agl_core.dashboard.auth import DashboardAuthError
 
     try:
         serve_dashboard(host, port, store, token)
-    except DashboardAuthError as exc:
+    except AccessError as exc:
         _fail(str(exc))
 
 

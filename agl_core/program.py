@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 from agl_core.agent import task_question
 from agl_core.context import current_rollout
@@ -45,23 +46,28 @@ class CommandAgent:
         self._collector: Any = None
         self._lock = threading.Lock()
 
-    def _otlp_endpoint(self, store: Any) -> str:
+    def _otlp_exporter_env(self, store: Any) -> dict[str, str]:
+        """Where the program's OTLP exporter sends spans: the store server behind an `HttpStore`
+        (with its token, as our client presents it), else a collector of our own on loopback."""
         from agl_core.store.http_client import HttpStore
 
         if isinstance(store, HttpStore):
-            return store.url
+            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": store.url}
+            if token := os.environ.get("AGL_STORE_TOKEN"):
+                env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer%20{quote(token)}"
+            return env
         with self._lock:
             if self._collector is None:
                 from agl_core.server.background import BackgroundCollector
 
                 self._collector = BackgroundCollector(store).start()
-            return self._collector.url
+            return {"OTEL_EXPORTER_OTLP_ENDPOINT": self._collector.url}
 
     def environment(self, rollout: Any) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": self._otlp_endpoint(rollout.store),
+                **self._otlp_exporter_env(rollout.store),
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                 "OTEL_TRACES_EXPORTER": "otlp",
                 "OTEL_METRICS_EXPORTER": "none",

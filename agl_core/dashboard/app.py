@@ -14,7 +14,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from agl_core.dashboard.api import DashboardApi
-from agl_core.dashboard.auth import TOKEN_ENV, TokenMiddleware, check_bind
+from agl_core.access import check_bind
+from agl_core.dashboard.auth import TOKEN_ENV, TokenMiddleware
 from agl_core.store import LightningStore
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -47,13 +48,13 @@ def serve_dashboard(
 ) -> None:
     """Serve the dashboard until interrupted.
 
-    Raises `DashboardAuthError` before opening anything when `host` is not a loopback address
+    Raises `agl_core.access.AccessError` before opening anything when `host` is not a loopback address
     and no token is given (argument or ``AGL_DASHBOARD_TOKEN``).
     """
     import uvicorn
 
     token = token or os.environ.get(TOKEN_ENV) or None
-    check_bind(host, token)
+    check_bind(host, token, service="the dashboard", token_env=TOKEN_ENV)
     store = LightningStore(store_url)
     try:
         uvicorn.run(create_dashboard_app(store, token=token), host=host, port=port, log_level="warning")

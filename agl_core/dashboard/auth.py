@@ -1,4 +1,4 @@
-"""Access control: loopback binds are open, any other bind needs a shared token on every request.
+"""Dashboard access (see `agl_core.access`): any bind beyond loopback needs a token on every request.
 
 A browser cannot add an ``Authorization`` header to a page load, so the first page may carry
 ``?token=…``; the middleware then sets an HttpOnly cookie that later requests (API calls, assets)
@@ -7,38 +7,16 @@ send back. Scripts use ``Authorization: Bearer …``.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agl_core.access import bearer, token_matches
+
 TOKEN_ENV = "AGL_DASHBOARD_TOKEN"
 COOKIE_NAME = "agl_dashboard_token"
-
-
-class DashboardAuthError(RuntimeError):
-    """The dashboard would be reachable from other machines without a token."""
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse a non-loopback bind without a token."""
-    if not is_loopback(host) and not token:
-        raise DashboardAuthError(
-            f"refusing to serve the dashboard on {host}: it would be open to other machines. "
-            f"Pass --token or set {TOKEN_ENV}, or bind 127.0.0.1."
-        )
 
 
 class TokenMiddleware:
@@ -49,7 +27,7 @@ class TokenMiddleware:
         self.token = token
 
     def _matches(self, candidate: str | None) -> bool:
-        return bool(candidate) and hmac.compare_digest(candidate.encode(), self.token.encode())
+        return token_matches(candidate, self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -59,12 +37,10 @@ class TokenMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        auth = headers.get("authorization", "")
-        bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         cookie = SimpleCookie(headers.get("cookie", "")).get(COOKIE_NAME)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
 
-        if self._matches(bearer) or self._matches(cookie.value if cookie else None):
+        if self._matches(bearer(headers)) or self._matches(cookie.value if cookie else None):
             await self.app(scope, receive, send)
         elif self._matches(query):
             await self.app(scope, receive, self._setting_cookie(send))

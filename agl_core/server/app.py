@@ -3,23 +3,53 @@
 Routes: ``GET /health``, ``POST /api/store/{method}`` (see `store_api`) and ``POST /v1/traces``
 (OTLP/HTTP; protobuf or JSON, optionally gzip/deflate). Store calls run in worker threads so a
 slow write or a long ``wait_for_rollouts`` never stalls the event loop.
+
+Bound beyond loopback it needs a token (``--token`` / ``AGL_STORE_TOKEN``, see `agl_core.access`),
+and every request but ``/health`` must present it as ``Authorization: Bearer``: `HttpStore` sends
+``AGL_STORE_TOKEN``; an OpenTelemetry exporter sends it with
+``OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agl_core.access import bearer, check_bind, token_matches
 from agl_core.server import otlp
 from agl_core.server.store_api import store_endpoint
 from agl_core.store.base import LightningStore
 
 log = logging.getLogger("agentlightning.collector")
+
+TOKEN_ENV = "AGL_STORE_TOKEN"
+
+
+class BearerTokenMiddleware:
+    """Answers 401 to every HTTP request but ``/health`` that lacks ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if not token_matches(bearer(headers), self.token):
+                response = JSONResponse(
+                    {"error": "unauthorized", "message": f"this store server needs its token ({TOKEN_ENV})"}, status_code=401
+                )
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -68,14 +98,17 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "store": type(request.app.state.store).__name__})
 
 
-def create_app(store: LightningStore, *, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The store server's ASGI app, serving ``store``."""
+def create_app(
+    store: LightningStore, *, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES, token: str | None = None
+) -> Starlette:
+    """The store server's ASGI app, serving ``store``; with a `token`, requests must present it."""
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/api/store/{method}", store_endpoint, methods=["POST"]),
             Route("/v1/traces", traces_endpoint, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(BearerTokenMiddleware, token=token)] if token else [],
     )
     app.state.store = store
     app.state.max_body_bytes = max_body_bytes
@@ -90,15 +123,20 @@ def serve_collector(
     max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
     log_level: str = "warning",
     grpc_port: int | None = None,
+    token: str | None = None,
 ) -> None:
     """Run the store server in the foreground until interrupted (``agent-lightning collector``).
 
     ``grpc_port`` (e.g. 4317) also receives OTLP/gRPC, for SDKs left on their gRPC default.
+    Raises `agl_core.access.AccessError` before opening anything when `host` is not a loopback
+    address and there is no token (argument or ``AGL_STORE_TOKEN``).
     """
     import uvicorn
 
     from agl_core.store.http_client import HttpStore
 
+    token = token or os.environ.get(TOKEN_ENV) or None
+    check_bind(host, token, service="the store", token_env=TOKEN_ENV)
     store = LightningStore(store_url)
     if isinstance(store, HttpStore):
         store.close()
@@ -108,9 +146,9 @@ def serve_collector(
     if grpc_port is not None:
         from agl_core.server.grpc_receiver import start_grpc_receiver
 
-        grpc_server, _ = start_grpc_receiver(store, host, grpc_port)
+        grpc_server, _ = start_grpc_receiver(store, host, grpc_port, token=token)
     try:
-        uvicorn.run(create_app(store, max_body_bytes=max_body_bytes), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(store, max_body_bytes=max_body_bytes, token=token), host=host, port=port, log_level=log_level)
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=2).wait()

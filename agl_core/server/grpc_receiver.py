@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 from concurrent import futures
 
+from agl_core.access import bearer, token_matches
 from agl_core.server import otlp
 from agl_core.store.base import LightningStore
 
 log = logging.getLogger("agentlightning.collector")
 
 
-def start_grpc_receiver(store: LightningStore, host: str = "127.0.0.1", port: int = 4317, workers: int = 4):
-    """Start serving OTLP/gRPC in background threads; returns ``(grpc.Server, bound port)``."""
+def start_grpc_receiver(
+    store: LightningStore, host: str = "127.0.0.1", port: int = 4317, workers: int = 4, token: str | None = None
+):
+    """Start serving OTLP/gRPC in background threads; returns ``(grpc.Server, bound port)``. With a
+    `token`, an export without ``authorization: Bearer <token>`` metadata is refused (UNAUTHENTICATED)."""
     try:
         import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
@@ -28,6 +32,9 @@ def start_grpc_receiver(store: LightningStore, host: str = "127.0.0.1", port: in
 
     class TraceService(pb_grpc.TraceServiceServicer):
         def Export(self, request, context):  # noqa: N802 (gRPC's name)
+            if token is not None:
+                if not token_matches(bearer(dict(context.invocation_metadata())), token):  # gRPC keys are lower case
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "this store server needs its token (AGL_STORE_TOKEN)")
             decoded = otlp.spans_from_request(request)
             if decoded.spans:
                 store.add_spans(decoded.spans)

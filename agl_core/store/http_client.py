@@ -3,7 +3,8 @@
 Each store method is one ``POST /api/store/{method}`` on a persistent keep-alive connection;
 results are validated back into the pydantic types the method is annotated with. A 4xx answer
 becomes `StoreError` (``ValueError`` / ``TypeError`` for bad arguments) carrying the server's
-message; an unreachable or failing server becomes `StoreError` too, naming the URL.
+message; an unreachable or failing server becomes `StoreError` too, naming the URL. A server
+that needs a token gets ``AGL_STORE_TOKEN`` as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import time
 import typing
 from typing import Any, Callable, Sequence
@@ -43,11 +45,10 @@ class HttpStore(LightningStore):
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
-        self._client = httpx.Client(
-            base_url=f"{self.url}/api/store/",
-            timeout=timeout,
-            headers={"content-type": "application/json"},
-        )
+        headers = {"content-type": "application/json"}
+        if token := os.environ.get("AGL_STORE_TOKEN"):
+            headers["authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(base_url=f"{self.url}/api/store/", timeout=timeout, headers=headers)
 
     def _call(self, method: str, arguments: dict[str, Any], timeout: float | None = None) -> Any:
         body = json.dumps(to_jsonable_python(arguments))

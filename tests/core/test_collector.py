@@ -300,3 +300,64 @@ def test_otlp_grpc_receiver(sqlite_url):
     finally:
         server.stop(grace=1).wait()
         store.close()
+
+
+TOKEN = "s3cret/+ token"  # characters that OTEL_EXPORTER_OTLP_HEADERS must carry percent-encoded
+
+
+def test_a_store_server_with_a_token_serves_only_those_who_present_it(sqlite_url, monkeypatch):
+    from agl_core.program import CommandAgent
+    from agl_core.store.base import StoreError
+
+    monkeypatch.delenv("AGL_STORE_TOKEN", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_HEADERS", raising=False)
+    store = SqlStore(sqlite_url)
+    with BackgroundCollector(store, token=TOKEN) as server:
+        assert httpx.get(f"{server.url}/health").status_code == 200  # probes need no token
+        refused = httpx.post(f"{server.url}/api/store/query_rollouts", json={})
+        assert refused.status_code == 401 and "AGL_STORE_TOKEN" in refused.json()["message"]
+        with LightningStore(server.url) as client, pytest.raises(StoreError, match="401"):
+            client.enqueue_rollout({"q": 1})
+        _traced({semconv.AGL_ROLLOUT_ID: "ro-anonymous"}, None, OTLPSpanExporter(endpoint=f"{server.url}/v1/traces"))
+        assert store.query_spans("ro-anonymous") == [] and store.query_rollouts() == []
+
+        monkeypatch.setenv("AGL_STORE_TOKEN", TOKEN)
+        with LightningStore(server.url) as client:
+            rollout = client.enqueue_rollout({"q": 1})
+            assert [r.rollout_id for r in client.query_rollouts()] == [rollout.rollout_id]
+            # what a command agent's exporter is given: the endpoint and the token as an OTLP header
+            for key, value in CommandAgent("prog", "true")._otlp_exporter_env(client).items():
+                monkeypatch.setenv(key, value)
+        expected = _traced({semconv.AGL_ROLLOUT_ID: "ro-program"}, None, OTLPSpanExporter())
+        _assert_same(store.query_spans("ro-program"), expected)
+    store.close()
+
+
+def test_grpc_receiver_with_a_token(sqlite_url):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+    from agl_core.server.grpc_receiver import start_grpc_receiver
+
+    store = SqlStore(sqlite_url)
+    server, port = start_grpc_receiver(store, "127.0.0.1", 0, token=TOKEN)
+    try:
+        _traced({semconv.AGL_ROLLOUT_ID: "ro-anonymous"}, None, GrpcSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=5))
+        assert store.query_spans("ro-anonymous") == []
+        exporter = GrpcSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True, headers=(("authorization", f"Bearer {TOKEN}"),))
+        expected = _traced({semconv.AGL_ROLLOUT_ID: "ro-grpc"}, None, exporter)
+        _assert_same(store.query_spans("ro-grpc"), expected)
+    finally:
+        server.stop(grace=1).wait()
+        store.close()
+
+
+def test_collector_refuses_a_public_bind_without_a_token(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from agl_core.cli import main
+
+    monkeypatch.delenv("AGL_STORE_TOKEN", raising=False)
+    db = tmp_path / "never.db"
+    result = CliRunner().invoke(main, ["collector", "--host", "0.0.0.0", "--store", f"sqlite:///{db}"])
+    assert result.exit_code != 0 and "AGL_STORE_TOKEN" in result.output and "refusing to serve the store" in result.output
+    assert not db.exists()  # refused before opening anything

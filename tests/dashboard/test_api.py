@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from agl_core.dashboard import DashboardAuthError, create_dashboard_app, serve_dashboard
+from agl_core.access import AccessError
+from agl_core.dashboard import create_dashboard_app, serve_dashboard
 from agl_core.types import Run
 from tests.dashboard.demo_store import HELDOUT_STEPS, LIVE_RUN_ID, ROLLOUTS, RUN_ID, TRACE_SPAN_NAMES, TRAIN_STEPS
 
@@ -174,20 +175,19 @@ def test_token_in_the_first_page_url_sets_a_cookie_for_later_requests(demo_store
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "dashboard.example"])
 def test_serve_refuses_a_public_bind_without_a_token(host, tmp_path):
-    with pytest.raises(DashboardAuthError, match="AGL_DASHBOARD_TOKEN"):
+    with pytest.raises(AccessError, match="AGL_DASHBOARD_TOKEN"):
         serve_dashboard(host=host, port=0, store_url=f"sqlite:///{tmp_path / 's.db'}")
     assert not (tmp_path / "s.db").exists()  # refused before touching anything
 
 
-def test_serve_refusal_is_lifted_by_the_environment_token(monkeypatch):
-    from agl_core.dashboard.auth import check_bind
+def test_only_loopback_binds_go_without_a_token():
+    from agl_core.access import check_bind
 
-    check_bind("127.0.0.1", None)
-    check_bind("localhost", None)
-    check_bind("::1", None)
-    check_bind("0.0.0.0", "tok")
-    with pytest.raises(DashboardAuthError):
-        check_bind("0.0.0.0", "")
+    for host in ("127.0.0.1", "localhost", "::1"):
+        check_bind(host, None, service="the dashboard", token_env="AGL_DASHBOARD_TOKEN")
+    check_bind("0.0.0.0", "tok", service="the dashboard", token_env="AGL_DASHBOARD_TOKEN")
+    with pytest.raises(AccessError):
+        check_bind("0.0.0.0", "", service="the dashboard", token_env="AGL_DASHBOARD_TOKEN")
 
 
 def test_serve_dashboard_serves_a_store_url_and_honours_the_environment_token(tmp_path, demo_store):
