@@ -149,6 +149,11 @@ class LightningStore:
     ) -> ResourcesUpdate:
         raise NotImplementedError
 
+    def annotate_resources(self, resources_id: str, metadata: dict[str, Any]) -> ResourcesUpdate:
+        """Merge `metadata` into a version's metadata (a score found later, say); the resources
+        themselves never change. Raises ``ValueError`` for an unknown version."""
+        raise NotImplementedError
+
     def get_latest_resources(self) -> ResourcesUpdate | None:
         raise NotImplementedError
 
@@ -222,6 +227,7 @@ STORE_METHODS: tuple[str, ...] = (
     "query_attempts",
     "wait_for_rollouts",
     "add_resources",
+    "annotate_resources",
     "get_latest_resources",
     "get_resources",
     "query_resources",

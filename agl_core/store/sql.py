@@ -461,6 +461,17 @@ class SqlStore(LightningStore):
             conn.execute(t.resources.insert(), [row])
         return self._resources(row)
 
+    def annotate_resources(self, resources_id: str, metadata: dict[str, Any]) -> ResourcesUpdate:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(t.resources).where(t.resources.c.resources_id == resources_id).with_for_update()
+            ).mappings().first()
+            if row is None:
+                raise ValueError(f"no resources version {resources_id!r}")
+            merged = {**row["metadata"], **metadata}
+            conn.execute(t.resources.update().where(t.resources.c.resources_id == resources_id).values(metadata=merged))
+        return self._resources({**row, "metadata": merged})
+
     def get_latest_resources(self) -> ResourcesUpdate | None:
         with self._tx() as conn:
             row = conn.execute(

@@ -39,6 +39,12 @@ def test_climbs_from_seed_to_best_reachable_keeping_the_top_k(store, server, tmp
     # the beam keeps the top k: every round expands only the best `beam_width` candidates so far
     candidates = stored_candidates(store, summary["run_id"])
     assert all(store.get_resources(c.resources_id).metadata["score"] == c.score for c in candidates)
+    # one resources version per candidate, validated on that very version
+    run_versions = [u.resources_id for u in store.query_resources() if u.metadata.get("run_id") == summary["run_id"]]
+    assert sorted(run_versions) == sorted(c.resources_id for c in candidates)
+    validated = store.query_rollouts(run_id=summary["run_id"], mode="val")
+    for c in candidates:
+        assert {r.resources_id for r in validated if r.metadata.get("apo_candidate") == c.candidate_id} == {c.resources_id}
     for round_ in range(1, summary["rounds"] + 1):
         beam = {c.candidate_id for c in rank(c for c in candidates if c.round < round_)[:2]}
         parents = {c.parent for c in candidates if c.round == round_}

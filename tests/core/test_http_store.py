@@ -101,6 +101,9 @@ def test_resources_versioning(store):
     assert isinstance(latest.resources["llm"], LLMEndpoint) and latest.resources["llm"].model == "m"
     assert store.get_resources(first.resources_id).resources["prompt"].format(q="2+2") == "Solve 2+2"
     assert [r.version for r in store.query_resources()] == [2, 1]
+    assert store.annotate_resources(first.resources_id, {"score": 0.5}).metadata == {"by": "test", "score": 0.5}
+    with pytest.raises(ValueError, match="no resources version"):  # the server's error, raised here as such
+        store.annotate_resources("res-missing", {"score": 1.0})
 
 
 def test_requeue_on_failure_until_max_attempts(store):

@@ -115,6 +115,15 @@ def test_resources_are_versioned(store) -> None:
     assert store.get_resources(v1.resources_id).resources["prompt"].template == "a {x}"
     assert [r.version for r in store.query_resources()] == [2, 1]
 
+    scored = store.annotate_resources(v1.resources_id, {"score": 0.75})
+    store.annotate_resources(v1.resources_id, {"round": 2})
+    again = store.get_resources(v1.resources_id)
+    assert scored.metadata == {"score": 0.75} and again.metadata == {"score": 0.75, "round": 2}
+    assert again.version == 1 and again.resources["prompt"].template == "a {x}"  # the resources never change
+    assert store.get_latest_resources().resources_id == v2.resources_id  # nor does which version is latest
+    with pytest.raises(ValueError, match="no resources version"):
+        store.annotate_resources("res-missing", {"score": 1.0})
+
 
 def test_late_reward_spans_settle_final_reward(store) -> None:
     r = store.enqueue_rollout("x")

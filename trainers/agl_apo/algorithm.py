@@ -294,11 +294,11 @@ class APO(Algorithm):
 
     # --- scoring ---------------------------------------------------------------------------------
     def _score(self, store: LightningStore, state: _State, candidates: list[Candidate]) -> list[Candidate]:
-        """Score candidates on the validation sample, as many as the budget allows; store each scored one.
+        """Score candidates on the validation sample, as many as the budget allows.
 
-        Each candidate runs on a trial resources version; once scored it is published again with its
-        score in the metadata (the store keeps versions immutable), and that version is what the beam,
-        the dashboard and a resume use.
+        Each candidate is published as one resources version (its metadata: run, parent, round,
+        ...), its validation rollouts run on that version, and the score is then added to the
+        version's metadata: a scored version is what the beam, the dashboard and a resume use.
         """
         run_id = state.run.run_id
         n = len(state.val_tasks)
@@ -310,14 +310,12 @@ class APO(Algorithm):
             affordable.append(candidate)
 
         def score(candidate: Candidate) -> float:
-            resources = self.resources_for(candidate.prompts)
-            trial = store.add_resources(
-                resources, {"algorithm": ALGORITHM, "run_id": run_id, "candidate_id": candidate.candidate_id, "stage": "validating"}
-            )
+            version = store.add_resources(self.resources_for(candidate.prompts), candidate.metadata(run_id))
+            candidate.resources_id = version.resources_id
             rollouts = self.run_rollouts(
                 store,
                 state.val_tasks,
-                resources_id=trial.resources_id,
+                resources_id=version.resources_id,
                 mode="val",
                 run_id=run_id,
                 timeout=self.config.rollout_timeout_s,
@@ -327,8 +325,7 @@ class APO(Algorithm):
 
         for candidate, value in zip(affordable, _parallel(score, affordable, len(affordable))):
             candidate.score = value
-            update = store.add_resources(self.resources_for(candidate.prompts), candidate.metadata(run_id))
-            candidate.resources_id = update.resources_id
+            store.annotate_resources(candidate.resources_id, {"score": value})
             state.candidates.append(candidate)
             log.info("candidate %s (round %d): validation %.3f", candidate.candidate_id, candidate.round, value)
         return affordable
