@@ -36,17 +36,20 @@ def prompt(tokenizer, messages, tools=None) -> list[int]:
 
 
 class Steps:
-    """Counts forward passes (and the rows in each) through a forward pre-hook."""
+    """Counts forward passes (and the rows in each) through a forward pre-hook. The third pass
+    sets `started`, then waits (up to 10 s) for `go`: whatever the test submits meanwhile is
+    queued while the batch runs, however slow the machine."""
 
     def __init__(self, model) -> None:
         self.sizes: list[int] = []
-        self.started = threading.Event()
+        self.started, self.go = threading.Event(), threading.Event()
         self._hook = model.register_forward_pre_hook(self._seen, with_kwargs=True)
 
     def _seen(self, _module, _args, kwargs) -> None:
         self.sizes.append(int(kwargs["input_ids"].shape[0]))
         if len(self.sizes) == 3:
             self.started.set()
+            self.go.wait(10)
 
     def remove(self) -> None:
         self._hook.remove()
@@ -65,6 +68,7 @@ def test_a_request_joins_the_running_batch_and_is_answered_first(engine, tiny):
         running = engine.submit(long_prompt, long_params)
         assert steps.started.wait(10)  # the long batch is generating
         short = engine.submit(short_prompt, short_params)
+        steps.go.set()
         joined_short = short.result(timeout=30)[0]
         assert not running.done()  # answered while the long row still generates
         joined_long = running.result(timeout=60)[0]
@@ -88,6 +92,7 @@ def test_requests_join_up_to_max_batch_size(engine, tiny):
         first = engine.submit(ids, params, n=6)
         assert steps.started.wait(10)
         later = [engine.submit(ids, params, n=2) for _ in range(3)]  # room for one of them
+        steps.go.set()
         results = [f.result(timeout=60) for f in [first, *later]]
     finally:
         steps.remove()
