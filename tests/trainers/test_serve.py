@@ -473,6 +473,27 @@ def test_proxy_streams_tool_calls_and_keeps_the_usage_chunk_it_asked_for(store):
     assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0 and list(span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["tool_calls"]
 
 
+def test_proxy_relays_an_upstream_failure_mid_stream(server, store, tiny):
+    model, _ = tiny
+    calls = []
+
+    def fail_third_forward(*_) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("device lost")
+
+    hook = model.register_forward_pre_hook(fail_third_forward)
+    try:
+        with ModelServer(proxy=server.base_url, store=store) as proxy:
+            with pytest.raises(openai.APIError, match="device lost"):
+                stream(client_for(proxy.base_url), messages=GREETING, temperature=0, max_tokens=20, extra_body={"ignore_eos": True})
+    finally:
+        hook.remove()
+    flush()
+    (outer,) = [s for s in store.query_spans() if s.parent_id is None]  # the proxy's; the upstream's is its child
+    assert outer.status.code == "ERROR" and "device lost" in outer.status.description
+
+
 def test_proxy_relays_upstream_errors(server, store):
     with ModelServer(proxy=server.base_url, store=store) as proxy:
         with pytest.raises(openai.BadRequestError, match="temperature"):

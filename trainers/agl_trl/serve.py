@@ -309,9 +309,15 @@ class ModelServer:
         async def events() -> Any:
             try:
                 async for chunk in chunks:
-                    reply.add(chunk)
-                    if chunk.get("choices") or req.include_usage:  # the usage chunk was asked for our span
+                    if "error" in chunk:  # the upstream failed after its headers: pass it on
+                        error = chunk["error"]
+                        message = error.get("message", error) if isinstance(error, dict) else error
+                        span.set_status(Status(StatusCode.ERROR, f"upstream: {str(message)[:500]}"))
                         yield _sse(chunk)
+                        return
+                    reply.add(chunk)
+                    if chunk.get("choices") or "usage" not in chunk or req.include_usage:
+                        yield _sse(chunk)  # not the usage chunk we asked for on our span's account
                 self._record(span, req, kind, self.backend.result(req, reply.body()))
             except Exception as exc:  # headers went out already: the error comes as an event
                 log.error("relaying the upstream stream failed", exc_info=exc)
