@@ -128,3 +128,24 @@ def test_paused_admits_no_newcomer_and_waits_for_the_batch(engine, tiny):
         for t in askers:
             t.join(60)
     assert not any(t.is_alive() for t in askers)
+
+
+def test_a_request_that_does_not_fit_is_not_overtaken(tiny):
+    model, tokenizer = tiny
+    engine = BatchedGenerator(model, tokenizer, max_batch_size=4)
+    engine.start()
+    ids = prompt(tokenizer, GREETING)
+    params = SamplingParams(max_tokens=30, temperature=1.0, seed=2, ignore_eos=True)
+    steps = Steps(model)
+    try:
+        running = engine.submit(ids, params, n=3)
+        assert steps.started.wait(10)
+        bigger = engine.submit(ids, params, n=2)  # no room beside the running three
+        smaller = engine.submit(ids, params, n=1)  # would fit, but must not pass the older request
+        steps.go.set()
+        [f.result(timeout=60) for f in (running, bigger, smaller)]
+    finally:
+        steps.remove()
+        engine.stop()
+    # three rows, then the two waiting requests together (three rows again): 30 forwards each
+    assert steps.sizes == [3] * 60

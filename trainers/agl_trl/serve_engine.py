@@ -282,7 +282,7 @@ class BatchedGenerator:
     def _worth_a_prefill(self, running: int) -> bool:
         """Whether the queued requests should join now: each join costs a prefill pass, so they wait
         until they are a quarter as many as the running rows, or for at most ``max_wait_s``."""
-        waiting = self._queue.qsize()
+        waiting = self._queue.qsize() + len(self._held)
         if not waiting:
             self._waiting_since = None
             return False
@@ -298,14 +298,17 @@ class BatchedGenerator:
         """Queued requests that fit in `room` more rows (a request with ``n`` choices counts ``n``)."""
         jobs: list[_Job] = []
         while not self._stopping and not self._pausing:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            if self._held:  # the oldest request goes first
+                job: _Job | None = self._held.popleft()
+            else:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if job is None:
                 self._stopping = True
             elif job.n > room and (jobs or room < self.max_batch_size):
-                self._held.append(job)  # no room now: it starts the next batch
+                self._held.appendleft(job)  # no room now: it joins when there is, or starts the next batch
                 break
             else:
                 jobs.append(job)
