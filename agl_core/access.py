@@ -1,11 +1,14 @@
-"""Who may reach the servers we start (dashboard, collector): a loopback bind is open; any other
-bind needs a shared token, and then every request must present it (``Authorization: Bearer``)."""
+"""Who may reach the servers we start (dashboard, collector, ``serve``): a loopback bind is open;
+any other bind needs a shared token, and then every request must present it (``Authorization: Bearer``)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 from typing import Mapping
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class AccessError(RuntimeError):
@@ -38,3 +41,21 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     """The token of an ``Authorization: Bearer …`` header (`headers` keyed in lower case)."""
     auth = headers.get("authorization", "")
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+class BearerTokenMiddleware:
+    """Answers 401 (a JSON body saying `hint`) to every HTTP request but ``/health`` that lacks
+    ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str, hint: str) -> None:
+        self.app, self.token, self.hint = app, token, hint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if not token_matches(bearer(headers), self.token):
+                response = JSONResponse({"error": {"message": f"unauthorized: {self.hint}", "type": "unauthorized"}}, status_code=401)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

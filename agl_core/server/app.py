@@ -21,9 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agl_core.access import bearer, check_bind, token_matches
+from agl_core.access import BearerTokenMiddleware, check_bind
 from agl_core.server import otlp
 from agl_core.server.store_api import store_endpoint
 from agl_core.store.base import LightningStore
@@ -31,25 +30,6 @@ from agl_core.store.base import LightningStore
 log = logging.getLogger("agentlightning.collector")
 
 TOKEN_ENV = "AGL_STORE_TOKEN"
-
-
-class BearerTokenMiddleware:
-    """Answers 401 to every HTTP request but ``/health`` that lacks ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app, self.token = app, token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/health":
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if not token_matches(bearer(headers), self.token):
-                response = JSONResponse(
-                    {"error": "unauthorized", "message": f"this store server needs its token ({TOKEN_ENV})"}, status_code=401
-                )
-                response.headers["WWW-Authenticate"] = "Bearer"
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -108,7 +88,9 @@ def create_app(
             Route("/api/store/{method}", store_endpoint, methods=["POST"]),
             Route("/v1/traces", traces_endpoint, methods=["POST"]),
         ],
-        middleware=[Middleware(BearerTokenMiddleware, token=token)] if token else [],
+        middleware=[Middleware(BearerTokenMiddleware, token=token, hint=f"this store server needs its token ({TOKEN_ENV})")]
+        if token
+        else [],
     )
     app.state.store = store
     app.state.max_body_bytes = max_body_bytes

@@ -59,8 +59,10 @@ class HttpStore(LightningStore):
         if response.status_code >= 400:
             try:
                 error = response.json()
-                kind, message = error.get("error", ""), error.get("message", response.text)
-            except ValueError:
+                detail = error.get("error")  # the store API's error name, or an OpenAI-style error object
+                kind = detail if isinstance(detail, str) else ""
+                message = error.get("message") or (detail.get("message") if isinstance(detail, dict) else None) or response.text
+            except (ValueError, AttributeError):
                 kind, message = "", response.text
             if 400 <= response.status_code < 500 and kind in _ARGUMENT_ERRORS:
                 raise _ARGUMENT_ERRORS[kind](message)

@@ -315,8 +315,8 @@ def test_a_store_server_with_a_token_serves_only_those_who_present_it(sqlite_url
     with BackgroundCollector(store, token=TOKEN) as server:
         assert httpx.get(f"{server.url}/health").status_code == 200  # probes need no token
         refused = httpx.post(f"{server.url}/api/store/query_rollouts", json={})
-        assert refused.status_code == 401 and "AGL_STORE_TOKEN" in refused.json()["message"]
-        with LightningStore(server.url) as client, pytest.raises(StoreError, match="401"):
+        assert refused.status_code == 401 and "AGL_STORE_TOKEN" in refused.json()["error"]["message"]
+        with LightningStore(server.url) as client, pytest.raises(StoreError, match="401.*AGL_STORE_TOKEN"):
             client.enqueue_rollout({"q": 1})
         _traced({semconv.AGL_ROLLOUT_ID: "ro-anonymous"}, None, OTLPSpanExporter(endpoint=f"{server.url}/v1/traces"))
         assert store.query_spans("ro-anonymous") == [] and store.query_rollouts() == []

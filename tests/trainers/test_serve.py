@@ -514,6 +514,27 @@ def test_cli_help():
     assert CliRunner().invoke(main, ["serve"]).exit_code != 0
 
 
+def test_api_key_is_required_of_every_client_when_given(tiny, store, monkeypatch):
+    model, tokenizer = tiny
+    with ModelServer(model, tokenizer, store=store, api_key="k3y") as server:
+        with pytest.raises(openai.AuthenticationError, match="AGL_SERVE_API_KEY"):
+            client_for(server.base_url).chat.completions.create(model="policy", messages=GREETING, temperature=0)
+        assert httpx.get(f"http://{server.host}:{server.port}/health").status_code == 200
+        endpoint = server.endpoint(rollout_scoped=False)  # what a trainer hands its agents
+        client = openai.OpenAI(base_url=endpoint.endpoint, api_key=endpoint.api_key, max_retries=0)
+        reply = client.chat.completions.create(model="policy", messages=GREETING, temperature=0)
+    assert reply.choices[0].message.content == GREETING_REPLY
+    assert len(server_spans(store)) == 1  # the refused request made no span
+
+    with pytest.raises(RuntimeError, match="refusing to serve the model on 0.0.0.0"):
+        ModelServer(model, tokenizer, store=store, host="0.0.0.0")
+    from agl_core.cli import main
+
+    monkeypatch.delenv("AGL_SERVE_API_KEY", raising=False)
+    refused = CliRunner().invoke(main, ["serve", "--model", "/nonexistent", "--host", "0.0.0.0"])
+    assert refused.exit_code != 0 and "AGL_SERVE_API_KEY" in refused.output  # refused before loading the model
+
+
 def test_openai_logprobs_and_top_p(server, store):
     client = client_for(server.base_url)
     reply = client.chat.completions.create(

@@ -40,11 +40,13 @@ import uvicorn
 from opentelemetry import baggage, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agl_core import semconv
+from agl_core.access import BearerTokenMiddleware, check_bind
 from agl_core.messages import chat_request_attributes, openai_response_to_genai
 from agl_core.spans import json_attr
 from agl_core.store.base import LightningStore
@@ -68,6 +70,8 @@ log = logging.getLogger("agentlightning.serve")
 
 #: Every choice's sampled ids / logprobs (JSON list of lists) when a request asks for ``n > 1``.
 PROVIDER = "agentlightning"
+#: Where ``agent-lightning serve`` reads its API key from when ``--api-key`` is not given.
+API_KEY_ENV = "AGL_SERVE_API_KEY"
 
 
 def _span_attributes(req: Request, result: Result, body: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +125,9 @@ class ModelServer:
     (``agl_core.telemetry.configure``); rollouts registered in-process keep their own store.
 
     Defaults: ``port=0`` picks a free port; ``max_batch_size=64`` sequences per batch;
-    ``batch_window_s=0.005`` waited for more requests once one arrives.
+    ``batch_window_s=0.005`` waited for more requests once one arrives. With an `api_key`, every
+    request must present it as ``Authorization: Bearer`` (what OpenAI clients send); bound beyond
+    loopback, the server refuses to start without one (`agl_core.access`).
     """
 
     def __init__(
@@ -138,9 +144,12 @@ class ModelServer:
         batch_window_s: float = DEFAULT_BATCH_WINDOW_S,
         proxy: str | None = None,
         proxy_api_key: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         if (model is None) == (proxy is None):
             raise ValueError("give either a model (with its tokenizer) or a proxy URL")
+        check_bind(host, api_key, service="the model", token_env=API_KEY_ENV)
+        self.api_key = api_key
         configure(store)
         self.model_name = model_name
         self.tokenizer = tokenizer
@@ -202,7 +211,7 @@ class ModelServer:
         return LLMEndpoint(
             endpoint=self.base_url,
             model=self.model_name,
-            api_key="agl",
+            api_key=self.api_key or "agl",
             policy_version=self.policy_version,
             rollout_scoped=rollout_scoped,
         )
@@ -247,7 +256,9 @@ class ModelServer:
                 Route(prefix + "/v1/models", self._models, methods=["GET"]),
             ]
         routes.append(Route("/health", lambda _: JSONResponse({"ok": True}), methods=["GET"]))
-        return Starlette(routes=routes)
+        hint = f"this server needs its API key ({API_KEY_ENV}): pass it as the client's api_key"
+        middleware = [Middleware(BearerTokenMiddleware, token=self.api_key, hint=hint)] if self.api_key else []
+        return Starlette(routes=routes, middleware=middleware)
 
     async def _models(self, request: HttpRequest) -> Response:
         model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": PROVIDER}

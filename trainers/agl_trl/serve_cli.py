@@ -19,6 +19,7 @@ import click
 @click.option("--max-batch-size", default=64, show_default=True, type=int, help="Sequences generated together.")
 @click.option("--poll-s", default=2.0, show_default=True, type=float, help="Store polling for new checkpoints; 0 disables.")
 @click.option("--device", default=None, help="torch device (default: cuda when available, else cpu).")
+@click.option("--api-key", default=None, envvar="AGL_SERVE_API_KEY", help="Clients must send it (required beyond loopback).")
 def serve(
     model_path: str | None,
     host: str,
@@ -30,6 +31,7 @@ def serve(
     max_batch_size: int,
     poll_s: float,
     device: str | None,
+    api_key: str | None,
 ) -> None:
     """Serve a model as an OpenAI-compatible endpoint that records token ids and logprobs.
 
@@ -38,10 +40,15 @@ def serve(
     """
     if (model_path is None) == (proxy is None):
         raise click.UsageError("give exactly one of --model and --proxy")
+    from agl_core.access import AccessError, check_bind
     from agl_core.store.base import LightningStore
     from agl_core.telemetry import default_store
-    from agl_trl.serve import ModelServer, load_model, watch_checkpoints
+    from agl_trl.serve import API_KEY_ENV, ModelServer, load_model, watch_checkpoints
 
+    try:
+        check_bind(host, api_key, service="the model", token_env=API_KEY_ENV)  # before loading anything
+    except AccessError as exc:
+        raise click.ClickException(str(exc)) from exc
     span_store = LightningStore(store) if store else default_store()
     model = tokenizer = None
     if model_path is not None:
@@ -56,6 +63,7 @@ def serve(
         max_batch_size=max_batch_size,
         proxy=proxy,
         proxy_api_key=proxy_api_key,
+        api_key=api_key,
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
