@@ -125,7 +125,7 @@ class ModelServer:
     (``agl_core.telemetry.configure``); rollouts registered in-process keep their own store.
 
     Defaults: ``port=0`` picks a free port; ``max_batch_size=64`` sequences per batch;
-    ``batch_window_s=0.005`` waited for more requests once one arrives. With an `api_key`, every
+    ``batch_window_s=0`` (a lone request starts at once; later ones join it). With an `api_key`, every
     request must present it as ``Authorization: Bearer`` (what OpenAI clients send); bound beyond
     loopback, the server refuses to start without one (`agl_core.access`).
     """

@@ -1,8 +1,9 @@
 """Batched sampling on a transformers causal LM: the generation engine behind ``serve``.
 
-Requests that arrive within ``batch_window_s`` of each other (up to ``max_batch_size`` sequences,
-and for at most ``max_wait_s`` after the first) start together: one left-padded prefill, then one
-forward pass per token over the whole batch, with a KV cache. The batch is continuous: a row
+An idle engine starts a batch as soon as a request arrives, with every request already queued
+(up to ``max_batch_size`` sequences; ``batch_window_s`` > 0 waits for a quiet gap that long, at
+most ``max_wait_s``): one left-padded prefill, then one forward pass per token over the whole
+batch, with a KV cache. The batch is continuous: a row
 leaves it as soon as it finishes (its request is answered then, not when the batch ends), and
 requests that arrive meanwhile are prefilled together and join it, while there is room
 (``max_batch_size``): once they are a quarter as many as the running rows, or have waited
@@ -49,9 +50,10 @@ TokenCallback = Callable[[int, int], None]
 
 #: Default cap on the sequences generated together (a request with ``n`` choices counts ``n``).
 DEFAULT_MAX_BATCH_SIZE = 64
-#: The batcher closes a batch once no request arrived for this long ...
-DEFAULT_BATCH_WINDOW_S = 0.005
-#: ... or this long after the batch's first request, whichever comes first.
+#: An idle engine waits this long for more requests before it starts a batch: none, since later
+#: requests join the running batch (waiting cost a lone request 5 ms on the tiny model) ...
+DEFAULT_BATCH_WINDOW_S = 0.0
+#: ... and newcomers wait at most this long to join a running batch (see `_worth_a_prefill`).
 DEFAULT_MAX_WAIT_S = 0.05
 
 
