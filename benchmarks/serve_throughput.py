@@ -92,7 +92,7 @@ def agents_generate(model, tokenizer, chats, lengths: list[list[int]]) -> tuple[
     with torch.inference_mode():
         for turn in range(len(lengths[0])):
             wanted = [row[turn] for row in lengths]
-            out = model.generate(
+            model.generate(
                 **batch, do_sample=True, temperature=1.0, max_new_tokens=max(wanted), min_new_tokens=max(wanted),
                 pad_token_id=tokenizer.pad_token_id,
             )  # fmt: skip

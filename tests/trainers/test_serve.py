@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
-import time
 
 import httpx
 import openai
