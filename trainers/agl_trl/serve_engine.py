@@ -189,8 +189,8 @@ class BatchedGenerator:
         self.batch_window_s = batch_window_s
         self.max_wait_s = max_wait_s
         self.lock = threading.RLock()
-        self._pausing = 0  # `paused` blocks waiting: admit no new request into the running batch
-        self._pausing_lock = threading.Lock()
+        self._pausing = 0  # `paused` blocks waiting: admit no new request, start no new batch
+        self._pausing_changed = threading.Condition()
         #: policy version stamped on every sample; change it under `lock` together with the weights.
         self.version: int | None = None
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -223,14 +223,15 @@ class BatchedGenerator:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """No generation runs inside this block; the running batch finishes first, without newcomers."""
-        with self._pausing_lock:
+        with self._pausing_changed:
             self._pausing += 1
         try:
             with self.lock:
                 yield
         finally:
-            with self._pausing_lock:
+            with self._pausing_changed:
                 self._pausing -= 1
+                self._pausing_changed.notify_all()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -253,12 +254,6 @@ class BatchedGenerator:
         self._queue.put(job)
         return job.future
 
-    def generate(self, prompt_ids: Sequence[int], params: SamplingParams, n: int = 1) -> list[Sample]:
-        """Synchronous generation in the calling thread (no batching with others)."""
-        job = _Job(list(prompt_ids), params, n)
-        self._run([job], admit=False)
-        return job.future.result()
-
     def _worker(self) -> None:
         while not self._stopping:
             job = self._held.popleft() if self._held else self._queue.get()
@@ -279,6 +274,8 @@ class BatchedGenerator:
                 rows += nxt.n
                 # requests still streaming in: wait for a quiet gap, but never past max_wait_s
                 deadline = min(time.monotonic() + self.batch_window_s, first + self.max_wait_s)
+            with self._pausing_changed:  # the lock is not fair: let a waiting `paused` have it first
+                self._pausing_changed.wait_for(lambda: not self._pausing)
             self._run(jobs, admit=not self._stopping)
 
     def _worth_a_prefill(self, running: int) -> bool:
