@@ -130,11 +130,3 @@ def enable_thread_propagation() -> None:
 
         threading.Thread.start = start  # type: ignore[method-assign]
         concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
-
-
-def disable_thread_propagation() -> None:
-    with _patch_lock:
-        if not _originals:
-            return
-        threading.Thread.start = _originals.pop("start")  # type: ignore[method-assign]
-        concurrent.futures.ThreadPoolExecutor.submit = _originals.pop("submit")  # type: ignore[method-assign]

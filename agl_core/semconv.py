@@ -77,6 +77,3 @@ AGL_ROLLOUT_OUTPUT = "agl.rollout.output"
 EXCEPTION_TYPE = "exception.type"
 EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_STACKTRACE = "exception.stacktrace"
-
-# Keys that tie a span to a rollout: read from span attributes first, then resource attributes.
-ROLLOUT_KEYS = (AGL_ROLLOUT_ID, AGL_ATTEMPT_ID, AGL_RESOURCES_ID)

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 RolloutStatus = Literal["queuing", "running", "succeeded", "failed", "cancelled", "requeuing"]
 AttemptStatus = Literal["running", "succeeded", "failed", "timeout"]
-RolloutMode = Literal["train", "val", "test"]
 
 TERMINAL_ROLLOUT_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 

@@ -53,9 +53,6 @@ class ArithTask:
     def answer(self) -> int:
         return calculate(self.expression)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "expression": self.expression, "answer": self.answer}
-
 
 def calculate(expression: str) -> int:
     """The calculator tool: evaluates ``a op b`` for integers (no ``eval``)."""
