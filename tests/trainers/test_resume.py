@@ -23,16 +23,17 @@ def agent(task, resources):
     return length_reward(text)
 
 
-def train(policy: Path, out: Path, episodes: int, resume: bool = False) -> dict:
+def train(policy: Path, out: Path, episodes: int, resume: bool = False, **overrides) -> dict:
     store = agl.LightningStore("memory://")
     agl.configure(store=store)
-    config = rl_config(policy, out, episodes=episodes, checkpoint_every=1, seed=7, group_size=4)
+    config = rl_config(policy, out, episodes=episodes, checkpoint_every=1, seed=7, group_size=4, **overrides)
     # one worker: requests reach the server one at a time, so batching cannot perturb the numerics
     return fit(RLAlgorithm(config, resume=resume), agent, store, TASKS, n_workers=1)
 
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(checkpoint / "model.safetensors"))
+    name = "adapter_model.safetensors" if (checkpoint / "adapter_model.safetensors").exists() else "model.safetensors"
+    return load_file(str(checkpoint / name))
 
 
 def test_resumed_run_matches_an_uninterrupted_one(policy, tmp_path):
@@ -53,3 +54,15 @@ def test_resumed_run_matches_an_uninterrupted_one(policy, tmp_path):
     assert all(torch.equal(full_state[i]["exp_avg"], resumed_state[i]["exp_avg"]) for i in full_state)
     steps = [line for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) == k + 1
+
+
+def test_resumed_lora_run_continues_its_adapter(policy, tmp_path):
+    lora = {"lora": True, "lora_rank": 4, "learning_rate": 5e-2}
+    full = train(policy, tmp_path / "full", episodes=2, **lora)
+    train(policy, tmp_path / "split", episodes=1, **lora)
+    resumed = train(policy, tmp_path / "split", episodes=2, resume=True, **lora)
+    a, b = weights(Path(full["checkpoint"])), weights(Path(resumed["checkpoint"]))
+    start = weights(tmp_path / "split" / "checkpoints" / "step-1")
+    assert a.keys() == b.keys() and all("lora" in k for k in a)
+    assert any(not torch.equal(b[n], start[n]) for n in b)  # step 2 trained the adapter it resumed from
+    assert all(torch.equal(a[n], b[n]) for n in a)
