@@ -24,12 +24,12 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def check_bind(host: str, token: str | None, *, service: str, token_env: str) -> None:
+def check_bind(host: str, token: str | None, *, service: str, token_env: str, flag: str = "--token") -> None:
     """Refuse a non-loopback bind of `service` without a token."""
     if not is_loopback(host) and not token:
         raise AccessError(
             f"refusing to serve {service} on {host}: it would be open to other machines. "
-            f"Pass --token or set {token_env}, or bind 127.0.0.1."
+            f"Pass {flag} or set {token_env}, or bind 127.0.0.1."
         )
 
 

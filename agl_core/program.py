@@ -49,11 +49,11 @@ class CommandAgent:
     def _otlp_exporter_env(self, store: Any) -> dict[str, str]:
         """Where the program's OTLP exporter sends spans: the store server behind an `HttpStore`
         (with its token, as our client presents it), else a collector of our own on loopback."""
-        from agl_core.store.http_client import HttpStore
+        from agl_core.store.http_client import TOKEN_ENV, HttpStore
 
         if isinstance(store, HttpStore):
             env = {"OTEL_EXPORTER_OTLP_ENDPOINT": store.url}
-            if token := os.environ.get("AGL_STORE_TOKEN"):
+            if token := os.environ.get(TOKEN_ENV):
                 env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer%20{quote(token)}"
             return env
         with self._lock:

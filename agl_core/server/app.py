@@ -16,8 +16,8 @@ import logging
 import os
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,10 +26,9 @@ from agl_core.access import BearerTokenMiddleware, check_bind
 from agl_core.server import otlp
 from agl_core.server.store_api import store_endpoint
 from agl_core.store.base import LightningStore
+from agl_core.store.http_client import TOKEN_ENV, HttpStore
 
 log = logging.getLogger("agentlightning.collector")
-
-TOKEN_ENV = "AGL_STORE_TOKEN"
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -114,8 +113,6 @@ def serve_collector(
     address and there is no token (argument or ``AGL_STORE_TOKEN``).
     """
     import uvicorn
-
-    from agl_core.store.http_client import HttpStore
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token, service="the store", token_env=TOKEN_ENV)

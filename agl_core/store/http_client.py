@@ -24,6 +24,8 @@ from pydantic_core import to_jsonable_python
 from agl_core.store.base import STORE_METHODS, LightningStore, StoreError
 from agl_core.types import Rollout
 
+#: The store server's token (``agent-lightning collector --token``), sent by every client.
+TOKEN_ENV = "AGL_STORE_TOKEN"
 #: Longest single server-side wait of `HttpStore.wait_for_rollouts`; it repeats until its timeout.
 LONG_POLL_S = 10.0
 
@@ -46,7 +48,7 @@ class HttpStore(LightningStore):
         self.url = url.rstrip("/")
         self._timeout = timeout
         headers = {"content-type": "application/json"}
-        if token := os.environ.get("AGL_STORE_TOKEN"):
+        if token := os.environ.get(TOKEN_ENV):
             headers["authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=f"{self.url}/api/store/", timeout=timeout, headers=headers)
 

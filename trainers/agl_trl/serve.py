@@ -148,7 +148,7 @@ class ModelServer:
     ) -> None:
         if (model is None) == (proxy is None):
             raise ValueError("give either a model (with its tokenizer) or a proxy URL")
-        check_bind(host, api_key, service="the model", token_env=API_KEY_ENV)
+        check_bind(host, api_key, service="the model", token_env=API_KEY_ENV, flag="--api-key")
         self.api_key = api_key
         configure(store)
         self.model_name = model_name

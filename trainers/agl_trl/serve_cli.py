@@ -46,7 +46,7 @@ def serve(
     from agl_trl.serve import API_KEY_ENV, ModelServer, load_model, watch_checkpoints
 
     try:
-        check_bind(host, api_key, service="the model", token_env=API_KEY_ENV)  # before loading anything
+        check_bind(host, api_key, service="the model", token_env=API_KEY_ENV, flag="--api-key")  # before loading anything
     except AccessError as exc:
         raise click.ClickException(str(exc)) from exc
     span_store = LightningStore(store) if store else default_store()
