@@ -83,7 +83,7 @@ def test_train_eval_export_through_the_cli(policy, home):
     def weights_of(step: int) -> list[torch.Tensor]:
         return list(AutoModelForCausalLM.from_pretrained(out / "checkpoints" / f"step-{step}").state_dict().values())
 
-    best = max(lines, key=lambda m: (m["heldout_reward"], m["step"]))["step"]  # the later step on a tie
+    best = max(lines, key=lambda m: (m["heldout_reward"], -m["step"]))["step"]  # the earlier step on a tie
     for checkpoint, step in (("best", best), ("1", 1)):
         weights, said = export_hf(checkpoint)
         assert f"step-{step} as a Hugging Face model" in said

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import agentlightning as agl
 from agl_core.emit import emit_tool_call
-from agl_trl.export import best_checkpoint
+from agl_trl.export import run_checkpoint
 from agl_trl.sft import trace_examples
 from tests.trainers.rl_fixtures import CALC, HI, length_reward
 
@@ -75,4 +75,4 @@ def test_resumed_sft_continues_after_the_last_finished_round(policy, tmp_path):
     assert not changed(Path(full["checkpoint"]), Path(resumed["checkpoint"]))  # the same weights as one uninterrupted run
     assert train(tmp_path / "split", episodes=2, resume=True)["checkpoint"] == resumed["checkpoint"]  # finished: nothing to do
     with pytest.raises(ValueError, match="has a held-out score"):  # no eval tasks: `export --checkpoint best` says why not
-        best_checkpoint(tmp_path / "split")
+        run_checkpoint(str(tmp_path / "split"), agl.LightningStore("memory://"), "best")

@@ -8,6 +8,7 @@ so a crash never leaves a half-written checkpoint for ``--resume`` to pick up.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -40,6 +41,28 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def best_checkpoint(output_dir: str | Path) -> Path | None:
+    """The checkpoint whose step scored the highest held-out reward in the run's ``metrics.jsonl``
+    (the earlier one on a tie: a later step must do better, as with TRL's best model); None when no
+    checkpointed step was evaluated."""
+    metrics = Path(output_dir) / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    scores = {m["step"]: m["heldout_reward"] for m in map(json.loads, lines) if m.get("heldout_reward") is not None}
+    scored = [(scores[checkpoint_step(p)], p) for p in list_checkpoints(output_dir) if checkpoint_step(p) in scores]
+    return max(scored, key=lambda item: item[0])[1] if scored else None  # max keeps the first of equals
+
+
+def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all checkpoints but the newest `keep` and the best-scored one (TRL's
+    ``save_total_limit``); returns those deleted."""
+    found = list_checkpoints(output_dir)
+    kept = set(found[-keep:]) | {best_checkpoint(output_dir)}
+    doomed = [p for p in found if p not in kept]
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
 
 
 def rng_state() -> dict[str, Any]:

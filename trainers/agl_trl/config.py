@@ -53,6 +53,8 @@ class RLConfig:
     """Evaluate on the held-out tasks every N steps (0: only before and after training)."""
     checkpoint_every: int = 10
     """Save model, optimizer, scheduler and RNG state every N steps (0: only at the end)."""
+    save_total_limit: int | None = None
+    """Keep only the newest N checkpoints, plus the one with the best held-out reward (TRL's name); None keeps all."""
     output_dir: str = "runs/rl"
     """Run folder: checkpoints, ``metrics.jsonl``, ``training.log``, before/after accuracies."""
     seed: int = 0
@@ -72,5 +74,7 @@ class RLConfig:
         for name in ("episodes", "batch_size", "max_new_tokens", "updates_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise ValueError("save_total_limit must be at least 1 (or None to keep every checkpoint)")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")

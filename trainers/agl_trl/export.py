@@ -9,13 +9,12 @@ trained all weights.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from agl_core.store.base import LightningStore
 
-from .checkpoints import STATE_FILE, checkpoint_dir, checkpoint_step, is_lora, latest_checkpoint, list_checkpoints
+from .checkpoints import STATE_FILE, best_checkpoint, checkpoint_dir, is_lora, latest_checkpoint, list_checkpoints
 
 
 def run_folder(run: str, store: LightningStore) -> Path:
@@ -28,25 +27,16 @@ def run_folder(run: str, store: LightningStore) -> Path:
     return Path(found.output_dir)
 
 
-def best_checkpoint(folder: Path) -> Path:
-    """The checkpoint whose step scored the highest held-out reward (the later one on a tie)."""
-    metrics = folder / "metrics.jsonl"
-    lines = metrics.read_text().splitlines() if metrics.is_file() else []
-    scores = {m["step"]: m["heldout_reward"] for m in map(json.loads, lines) if m.get("heldout_reward") is not None}
-    newest_first = reversed(list_checkpoints(folder))
-    scored = [(scores[checkpoint_step(p)], p) for p in newest_first if checkpoint_step(p) in scores]
-    if not scored:
-        raise ValueError(
-            f"no checkpoint of {folder} has a held-out score: evaluation runs every eval_every steps and at the last "
-            "step, checkpoints every checkpoint_every steps (give eval_tasks, make the two meet)"
-        )
-    return max(scored, key=lambda item: item[0])[1]  # max keeps the first of equals: the latest
-
-
 def run_checkpoint(run: str, store: LightningStore, checkpoint: str = "latest") -> Path:
     folder = run_folder(run, store)
     if checkpoint == "best":
-        return best_checkpoint(folder)
+        best = best_checkpoint(folder)
+        if best is None:
+            raise ValueError(
+                f"no checkpoint of {folder} has a held-out score: evaluation runs every eval_every steps and at the "
+                "last step, checkpoints every checkpoint_every steps (give eval_tasks, make the two meet)"
+            )
+        return best
     if checkpoint == "latest":
         found = latest_checkpoint(folder)
     elif checkpoint.isdigit():

@@ -38,7 +38,7 @@ from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
-from .checkpoints import restore_rng, save_checkpoint
+from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
 from .config import RLConfig
 from .losses import grpo_advantages, grpo_loss, rloo_advantages, rloo_loss, sequence_kl, token_logps
 from .policy import derive_seed, endpoint_with, evaluate_heldout, load_checkpoint_model, load_policy, policy_to_train, serving
@@ -185,6 +185,8 @@ class RLAlgorithm(Algorithm):
                 store.add_metrics(run_id, step, metrics)
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
+                if cfg.save_total_limit:
+                    prune_checkpoints(out, cfg.save_total_limit)
                 log.info("step %d/%d %s", step, cfg.episodes, _fmt(metrics))
         store.upsert_run(Run(run_id=run_id, algorithm=cfg.algorithm, config=dataclasses.asdict(cfg), output_dir=str(out), status="finished"))
         return _summary(run_id, cfg, out, store, checkpoint, heldout, log_path)

@@ -33,7 +33,7 @@ from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
-from .checkpoints import restore_rng, save_checkpoint
+from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
 from .policy import derive_seed, endpoint_with, evaluate_heldout, policy_to_train, serving
 from .rl import _fmt, _progress, _run_log, _summary
 
@@ -71,6 +71,8 @@ class SFTConfig:
     top_p: float = 1.0
     max_new_tokens: int = 64
     output_dir: str = "runs/sft"
+    save_total_limit: int | None = None
+    """Keep only the newest N round checkpoints, plus the one with the best held-out reward; None keeps all."""
     seed: int = 0
     rollout_timeout_s: float = 120.0
     lora: bool = False
@@ -80,6 +82,8 @@ class SFTConfig:
         for name in ("episodes", "samples_per_task", "batch_size", "max_length", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise ValueError("save_total_limit must be at least 1 (or None to keep every checkpoint)")
 
 
 def trace_examples(
@@ -204,6 +208,8 @@ class SFTAlgorithm(Algorithm):
                 store.add_metrics(run_id, step, metrics)
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
+                if cfg.save_total_limit:
+                    prune_checkpoints(out, cfg.save_total_limit)
                 log.info("round %d/%d %s", step, rounds, _fmt(metrics))
         store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out), status="finished"))
         return _summary(run_id, cfg, out, store, checkpoint, heldout, log_path)  # type: ignore[arg-type]
