@@ -338,6 +338,7 @@ class ModelServer:
                 return
             finally:
                 span.end()
+                await chunks.aclose()  # a client that went away frees the upstream connection now
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

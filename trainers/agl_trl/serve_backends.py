@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-from typing import Any, AsyncIterator, Awaitable
+from typing import Any, AsyncGenerator, Awaitable
 
 import httpx
 
@@ -150,12 +150,12 @@ class ProxyBackend:
         """`headers` carry our span's trace context, so an upstream ``serve`` joins the trace."""
         return self.result(req, (await self._send(req, headers)).json())
 
-    async def open_stream(self, req: Request, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    async def open_stream(self, req: Request, headers: dict[str, str]) -> AsyncGenerator[dict[str, Any], None]:
         """Start a streamed request (errors raise here, before any byte goes to our client); the
         returned iterator yields the upstream's chunks and closes the connection when left."""
         response = await self._send(req, headers)
 
-        async def chunks() -> AsyncIterator[dict[str, Any]]:
+        async def chunks() -> AsyncGenerator[dict[str, Any], None]:
             try:
                 async for line in response.aiter_lines():
                     data = line[5:].strip() if line.startswith("data:") else ""
