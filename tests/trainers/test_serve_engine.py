@@ -149,3 +149,21 @@ def test_a_request_that_does_not_fit_is_not_overtaken(tiny):
         engine.stop()
     # three rows, then the two waiting requests together (three rows again): 30 forwards each
     assert steps.sizes == [3] * 60
+
+
+def test_newcomers_that_finish_on_their_first_token_leave_the_batch_running(engine, tiny):
+    model, tokenizer = tiny
+    ids = prompt(tokenizer, GREETING)
+    long_params = SamplingParams(max_tokens=60, temperature=1.0, seed=3, ignore_eos=True)
+    alone = engine.submit(ids, long_params).result()[0]
+    steps = Steps(model)
+    try:
+        running = engine.submit(ids, long_params)
+        assert steps.started.wait(10)
+        one_token = [engine.submit(ids, SamplingParams(max_tokens=1, temperature=0.0)) for _ in range(2)]
+        steps.go.set()
+        assert [len(f.result(timeout=30)[0].token_ids) for f in one_token] == [1, 1]
+        assert running.result(timeout=60)[0].token_ids == alone.token_ids  # the running row went on undisturbed
+    finally:
+        steps.remove()
+    assert steps.sizes.count(2) == 1  # the newcomers' one prefill, and they left at once

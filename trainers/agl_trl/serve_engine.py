@@ -131,8 +131,11 @@ class _Batch:
 
     def keep(self, kept: list[int]) -> None:
         """Keep only the batch positions `kept`; drop leading columns no remaining row attends to."""
+        if not kept:  # every row finished: nothing left to select
+            self.rows = []
+            return
         if len(kept) < len(self.rows):
-            index = torch.tensor(kept, device=self.attention.device)
+            index = torch.tensor(kept, dtype=torch.long, device=self.attention.device)
             self.cache.batch_select_indices(index)
             self.attention, self.next_pos, self.tokens = self.attention[index], self.next_pos[index], self.tokens[index]
             self.rows = [self.rows[b] for b in kept]
@@ -319,6 +322,7 @@ class BatchedGenerator:
             with self.lock:
                 self._generate(jobs, admit)
         except Exception as exc:  # a failed batch fails its requests, never the worker
+            log.error("generation failed for %d request(s)", sum(not job.future.done() for job in jobs), exc_info=exc)
             for job in jobs:  # `_generate` appends the requests that joined
                 if not job.future.done():
                     job.future.set_exception(exc)
