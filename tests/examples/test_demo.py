@@ -41,3 +41,6 @@ def test_demo_improves_held_out_accuracy(tmp_path: Path) -> None:
     heldout = json.loads((run / "heldout.json").read_text())
     assert heldout["after"]["heldout_accuracy_greedy"] - heldout["before"]["heldout_accuracy_greedy"] == pytest.approx(gains["greedy"], abs=2e-3)
     assert (tmp_path / "home" / "store.db").is_file()
+    # every rollout of every step was trained on, and no LLM call failed on the way
+    assert all(m["dropped_rollouts"] == 0 for m in metrics), [m["dropped_rollouts"] for m in metrics]
+    assert "ERROR" not in (run / "training.log").read_text()
