@@ -391,6 +391,19 @@ def test_bad_requests_are_400_and_the_server_goes_on(server, body, needle):
     assert ok.choices[0].message.content == GREETING_REPLY
 
 
+@pytest.mark.parametrize("prompt, needle", [("", "empty"), ([5, 10**9], "outside the vocabulary"), ([-1], "outside the vocabulary")])
+def test_prompts_the_model_cannot_take_are_400_and_spoil_no_running_batch(server, tiny, prompt, needle):
+    _, tokenizer = tiny
+    client = client_for(server.base_url)
+    kwargs = dict(model="policy", messages=GREETING, temperature=1.0, seed=5, max_tokens=40, extra_body={"ignore_eos": True})
+    alone = client.chat.completions.create(**kwargs).choices[0].message.content
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        running = pool.submit(client.chat.completions.create, **kwargs)
+        with pytest.raises(openai.BadRequestError, match=needle):
+            client.completions.create(model="policy", prompt=prompt, max_tokens=4)
+        assert running.result().choices[0].message.content == alone
+
+
 def test_proxy_to_scripted_upstream_records_messages_without_tokens(store):
     with ScriptedOpenAI(lambda body: "upstream says hi") as upstream:
         with ModelServer(proxy=upstream.base_url, store=store) as proxy:

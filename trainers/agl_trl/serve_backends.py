@@ -55,6 +55,11 @@ class LocalBackend:
         """Queue `req` now (a `BadRequest` raises here, before any response is sent); await the
         returned for its `Result`. `on_token(choice_index, token_id)` runs in the engine's thread."""
         prompt = self.prompt_ids(req)
+        if not prompt:
+            raise BadRequest("the prompt is empty", "prompt")
+        vocabulary = self.engine.vocab_size
+        if unknown := [t for t in prompt if not 0 <= t < vocabulary]:  # checked here: in the batch it would fail its neighbours
+            raise BadRequest(f"token ids outside the vocabulary (0..{vocabulary - 1}): {unknown[:5]}", "prompt")
         room = self.engine.context_length - len(prompt)
         if room < 1:
             raise BadRequest(f"the prompt has {len(prompt)} tokens; the model's context is {self.engine.context_length}")

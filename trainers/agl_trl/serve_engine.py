@@ -215,6 +215,10 @@ class BatchedGenerator:
             self.pad_id = pad if pad is not None else min(self.eos_ids, default=0)
 
     @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_input_embeddings().num_embeddings)
+
+    @property
     def context_length(self) -> int:
         config = getattr(self.model, "config", None)
         for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
