@@ -167,3 +167,45 @@ def test_newcomers_that_finish_on_their_first_token_leave_the_batch_running(engi
     finally:
         steps.remove()
     assert steps.sizes.count(2) == 1  # the newcomers' one prefill, and they left at once
+
+
+@pytest.mark.parametrize("max_batch_size", [4, 64])
+def test_whatever_joins_when_each_request_gets_what_it_gets_alone(tiny, max_batch_size):
+    """60 requests of every shape (prompt length, n, max_tokens from 1, greedy/sampled, top_p, stop,
+    ignore_eos) arriving at random moments: the same tokens, finish and text as each one run alone."""
+    import concurrent.futures
+    import random
+    import time
+
+    model, tokenizer = tiny
+    rng = random.Random(max_batch_size)
+
+    def request() -> tuple[list[int], SamplingParams, int]:
+        params = SamplingParams(
+            max_tokens=rng.choice([1, 2, 3, 8, 20, 50]), temperature=rng.choice([0.0, 1.0, 1.3]), seed=rng.randrange(1000),
+            top_p=rng.choice([1.0, 0.9]), stop=tuple(rng.sample(["e", "lo"], rng.randint(0, 1))), ignore_eos=rng.random() < 0.5,
+        )  # fmt: skip
+        return [rng.randrange(3, len(tokenizer)) for _ in range(rng.randint(1, 40))], params, rng.choice([1, 1, 2, 3])
+
+    requests = [request() for _ in range(60)]
+    delays = [rng.random() * 0.05 for _ in requests]
+    one_at_a_time = BatchedGenerator(model, tokenizer)
+    one_at_a_time.start()
+    alone = [one_at_a_time.submit(*r).result(timeout=60) for r in requests]
+    one_at_a_time.stop()
+
+    engine = BatchedGenerator(model, tokenizer, max_batch_size=max_batch_size)
+    engine.start()
+
+    def fire(i: int) -> list:
+        time.sleep(delays[i])
+        return engine.submit(*requests[i]).result(timeout=60)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            together = list(pool.map(fire, range(len(requests))))
+    finally:
+        engine.stop()
+    for want, got in zip(alone, together):
+        assert [(s.token_ids, s.finish_reason, s.text) for s in got] == [(s.token_ids, s.finish_reason, s.text) for s in want]
+        assert all(g.logprobs == pytest.approx(w.logprobs, abs=1e-3) for g, w in zip(got, want))
