@@ -172,7 +172,8 @@ def test_newcomers_that_finish_on_their_first_token_leave_the_batch_running(engi
 @pytest.mark.parametrize("max_batch_size", [4, 64])
 def test_whatever_joins_when_each_request_gets_what_it_gets_alone(tiny, max_batch_size):
     """60 requests of every shape (prompt length, n, max_tokens from 1, greedy/sampled, top_p, stop,
-    ignore_eos) arriving at random moments: the same tokens, finish and text as each one run alone."""
+    ignore_eos, streamed or not) arriving at random moments: the same tokens, finish and text as each
+    one run alone, and a streamed one is told exactly its tokens."""
     import concurrent.futures
     import random
     import time
@@ -197,9 +198,13 @@ def test_whatever_joins_when_each_request_gets_what_it_gets_alone(tiny, max_batc
     engine = BatchedGenerator(model, tokenizer, max_batch_size=max_batch_size)
     engine.start()
 
+    streamed: dict[int, dict[int, list[int]]] = {i: {} for i in range(0, len(requests), 3)}
+
     def fire(i: int) -> list:
         time.sleep(delays[i])
-        return engine.submit(*requests[i]).result(timeout=60)
+        told = streamed.get(i)
+        on_token = (lambda choice, token: told.setdefault(choice, []).append(token)) if told is not None else None
+        return engine.submit(*requests[i], on_token=on_token).result(timeout=60)
 
     try:
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -209,3 +214,5 @@ def test_whatever_joins_when_each_request_gets_what_it_gets_alone(tiny, max_batc
     for want, got in zip(alone, together):
         assert [(s.token_ids, s.finish_reason, s.text) for s in got] == [(s.token_ids, s.finish_reason, s.text) for s in want]
         assert all(g.logprobs == pytest.approx(w.logprobs, abs=1e-3) for g, w in zip(got, want))
+    for i, told in streamed.items():
+        assert told == {k: s.token_ids for k, s in enumerate(together[i])}
