@@ -30,13 +30,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 import uuid
 from typing import Any, Callable, Iterator
 
-import uvicorn
 from opentelemetry import baggage, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.applications import Starlette
@@ -50,6 +48,7 @@ from agl_core.access import BearerTokenMiddleware, check_bind
 from agl_core.messages import chat_request_attributes, openai_response_to_genai
 from agl_core.spans import json_attr
 from agl_core.store.base import LightningStore
+from agl_core.server.background import UvicornThread
 from agl_core.telemetry import configure, get_tracer
 from agl_core.types import LLMEndpoint
 from agl_trl.serve_backends import LocalBackend, ProxyBackend, StreamedReply, UpstreamError
@@ -168,13 +167,8 @@ class ModelServer:
         #: generation: lets a trainer impose its sampling (temperature, seeds) on agents it does not own.
         self.request_hook: Callable[[Request, str | None, str | None], Request] | None = None
         self._tracer = get_tracer()
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
+        self._http = UvicornThread(self.app(), host, port, name="agl-serve", timeout_keep_alive=30)
+        self.host, self.port = self._http.host, self._http.port
 
     # --- policy -------------------------------------------------------------------------------
     @property
@@ -220,25 +214,13 @@ class ModelServer:
     def start(self, timeout: float = 15.0) -> "ModelServer":
         if self.engine is not None:
             self.engine.start()
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="agl-serve", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"model server on {self.base_url} did not start")
-            time.sleep(0.01)
+        self._http.start(timeout)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._http.stop(timeout)
         if self.engine is not None:
             self.engine.stop()
-        self._socket.close()
 
     def __enter__(self) -> "ModelServer":
         return self.start()
