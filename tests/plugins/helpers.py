@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from agl_core import semconv
 from tests.fixtures.scripted_openai import tool_call
 
@@ -22,6 +24,14 @@ def team_responder(body: dict) -> str:
 def by_op(spans, op):
     """The spans of one ``gen_ai.operation.name``, oldest first."""
     return sorted((s for s in spans if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == op), key=lambda s: s.start_time)
+
+
+def assert_add_tool_call(span, call_id: str | None) -> None:
+    """`span` records the calculator's ``add(2, 3)`` call: its id (when the framework keeps one), arguments and result."""
+    if call_id is not None:
+        assert span.attributes[semconv.GEN_AI_TOOL_CALL_ID] == call_id
+    assert json.loads(span.attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS]) == {"a": 2, "b": 3}
+    assert span.attributes[semconv.GEN_AI_TOOL_CALL_RESULT] == "5"
 
 
 def broken(*args, **kwargs):
