@@ -9,10 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from agl_core import __version__
-from agl_core.agent import Agent
-from agl_core.adapters import rollout_triplets, spans_to_messages, spans_to_triplets
-from agl_core.context import current_resources, current_rollout
-from agl_core.emit import (
+from agl_core.paths import agl_home
+from agl_core.plugins.manager import instrument, uninstrument
+from agl_core.runtime.agent import Agent
+from agl_core.runtime.runner import Runner, rollout
+from agl_core.runtime.telemetry import configure, flush
+from agl_core.runtime.tracer import tracer
+from agl_core.store import LightningStore
+from agl_core.tracing.context import current_resources, current_rollout
+from agl_core.tracing.emit import (
     emit_annotation,
     emit_exception,
     emit_message,
@@ -20,13 +25,12 @@ from agl_core.emit import (
     emit_reward,
     emit_tool_call,
 )
-from agl_core.paths import agl_home
-from agl_core.plugin_manager import instrument, uninstrument
-from agl_core.runner import Runner, rollout
-from agl_core.store import LightningStore
-from agl_core.tasksets import load_tasks
-from agl_core.telemetry import configure, flush
-from agl_core.tracer import tracer
+from agl_core.training.adapters import (
+    rollout_triplets,
+    spans_to_messages,
+    spans_to_triplets,
+)
+from agl_core.training.tasksets import load_tasks
 from agl_core.types import (
     Attempt,
     LLMEndpoint,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import Any, Literal, Union
@@ -16,6 +17,13 @@ TERMINAL_ROLLOUT_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled"
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def check_reward(value: Any) -> float:
+    """The one reward rule: a finite int or float (not a bool); anything else is a ``ValueError``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"reward must be a finite number, got {value!r}")
 
 
 class Task(BaseModel):

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from agl_core import semconv
 from agl_core.dashboard import create_dashboard_app
 from agl_core.store import LightningStore
+from agl_core.tracing import semconv
 from agl_core.types import PromptTemplate, Run, Span
 
 ROLLOUTS = 10_000

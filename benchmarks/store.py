@@ -32,8 +32,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from agl_core import semconv
 from agl_core.store.base import LightningStore
+from agl_core.tracing import semconv
 from agl_core.types import Span
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ class CollectorProcess:
         self.url = f"http://127.0.0.1:{free_port()}"
         port = self.url.rsplit(":", 1)[1]
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from agl_core.cli import main; main()", "collector",
+            [sys.executable, "-c", "from agl_core.cli.main import main; main()", "collector",
              "--host", "127.0.0.1", "--port", port, "--store", store_url],
             cwd=ROOT,
         )

@@ -14,8 +14,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from agl_core.dashboard.api import DashboardApi
-from agl_core.access import check_bind
 from agl_core.dashboard.auth import TOKEN_ENV, TokenMiddleware
+from agl_core.server.access import check_bind
 from agl_core.store import LightningStore
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -48,7 +48,7 @@ def serve_dashboard(
 ) -> None:
     """Serve the dashboard until interrupted.
 
-    Raises `agl_core.access.AccessError` before opening anything when `host` is not a loopback address
+    Raises `agl_core.server.access.AccessError` before opening anything when `host` is not a loopback address
     and no token is given (argument or ``AGL_DASHBOARD_TOKEN``).
     """
     import uvicorn

@@ -1,4 +1,4 @@
-"""Dashboard access (see `agl_core.access`): any bind beyond loopback needs a token on every request.
+"""Dashboard access (see `agl_core.server.access`): any bind beyond loopback needs a token on every request.
 
 A browser cannot add an ``Authorization`` header to a page load, so the first page may carry
 ``?token=…``; the middleware then sets an HttpOnly cookie that later requests (API calls, assets)
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agl_core.access import bearer, token_matches
+from agl_core.server.access import bearer, token_matches
 
 TOKEN_ENV = "AGL_DASHBOARD_TOKEN"
 COOKIE_NAME = "agl_dashboard_token"

@@ -9,8 +9,8 @@ import json
 import time
 from typing import Any, Iterable
 
-from agl_core import semconv
-from agl_core.spans import parse_json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import parse_json_attr
 from agl_core.types import Attempt, MetricRecord, ResourcesUpdate, Rollout, Run, Span
 
 HELDOUT_REWARD = "heldout_reward"

@@ -4,7 +4,7 @@ Routes: ``GET /health``, ``POST /api/store/{method}`` (see `store_api`) and ``PO
 (OTLP/HTTP; protobuf or JSON, optionally gzip/deflate). Store calls run in worker threads so a
 slow write or a long ``wait_for_rollouts`` never stalls the event loop.
 
-Bound beyond loopback it needs a token (``--token`` / ``AGL_STORE_TOKEN``, see `agl_core.access`),
+Bound beyond loopback it needs a token (``--token`` / ``AGL_STORE_TOKEN``, see `agl_core.server.access`),
 and every request but ``/health`` must present it as ``Authorization: Bearer``: `HttpStore` sends
 ``AGL_STORE_TOKEN``; an OpenTelemetry exporter sends it with
 ``OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>``.
@@ -22,8 +22,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agl_core.access import BearerTokenMiddleware, check_bind
 from agl_core.server import otlp
+from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.store_api import store_endpoint
 from agl_core.store.base import LightningStore
 from agl_core.store.http_client import TOKEN_ENV, HttpStore
@@ -109,7 +109,7 @@ def serve_collector(
     """Run the store server in the foreground until interrupted (``agent-lightning collector``).
 
     ``grpc_port`` (e.g. 4317) also receives OTLP/gRPC, for SDKs left on their gRPC default.
-    Raises `agl_core.access.AccessError` before opening anything when `host` is not a loopback
+    Raises `agl_core.server.access.AccessError` before opening anything when `host` is not a loopback
     address and there is no token (argument or ``AGL_STORE_TOKEN``).
     """
     import uvicorn

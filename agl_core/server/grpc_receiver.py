@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from concurrent import futures
 
-from agl_core.access import bearer, token_matches
 from agl_core.server import otlp
+from agl_core.server.access import bearer, token_matches
 from agl_core.store.base import LightningStore
 
 log = logging.getLogger("agentlightning.collector")
@@ -24,7 +24,9 @@ def start_grpc_receiver(
     try:
         import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as pb_grpc
+        from opentelemetry.proto.collector.trace.v1 import (
+            trace_service_pb2_grpc as pb_grpc,
+        )
     except ImportError as exc:
         raise ImportError(
             f"OTLP/gRPC needs {exc.name}: pip install 'agentlightning[otlp]' opentelemetry-exporter-otlp-proto-grpc"

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
 from opentelemetry.proto_json.collector.trace.v1 import trace_service as pj
 
-from agl_core.spans import rollout_ids
+from agl_core.tracing.convert import rollout_ids
 from agl_core.types import Span, SpanEvent, SpanStatus
 
 PROTOBUF = "application/x-protobuf"

@@ -9,10 +9,10 @@ Every method has an async twin named ``a<method>`` that runs it off the event lo
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any, Iterable, Sequence
 
 from agl_core.paths import default_store_url
+from agl_core.store.registry import backend_for_url
 from agl_core.types import (
     Attempt,
     AttemptedRollout,
@@ -253,35 +253,3 @@ def _async_twin(name: str):
 
 for _name in STORE_METHODS:
     setattr(LightningStore, f"a{_name}", _async_twin(_name))
-
-
-@functools.cache
-def _builtin_backends() -> dict[str, str]:
-    return {
-        "sqlite": "agl_core.store.sql:SqlStore",
-        "memory": "agl_core.store.sql:SqlStore",
-        "postgresql": "agl_core.store.sql:SqlStore",
-        "postgres": "agl_core.store.sql:SqlStore",
-        "http": "agl_core.store.http_client:HttpStore",
-        "https": "agl_core.store.http_client:HttpStore",
-    }
-
-
-def backend_for_url(url: str) -> type[LightningStore]:
-    import importlib
-
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    target: Any = _builtin_backends().get(scheme)
-    if target is None:
-        from agl_core.plugin_manager import get_plugin_manager
-
-        for backends in get_plugin_manager().hook.agl_store_backends():
-            target = (backends or {}).get(scheme, target)
-    if target is None:
-        raise ValueError(
-            f"unknown store URL {url!r}: use sqlite:///path, memory://, postgresql://… or http://host:port"
-        )
-    if isinstance(target, str):
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr)
-    return target

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
-from agl_core import semconv
 from agl_core.store import tables as t
 from agl_core.store.base import DEFAULT_HEARTBEAT_TIMEOUT_S, LightningStore, StoreError
+from agl_core.tracing import semconv
 from agl_core.types import (
     TERMINAL_ROLLOUT_STATUSES,
     Attempt,

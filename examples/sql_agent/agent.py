@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import agentlightning as agl
-
 from examples.sql_agent.db import SCHEMA, run_sql
 
 SYSTEM_PROMPT = (

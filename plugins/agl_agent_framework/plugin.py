@@ -1,6 +1,6 @@
 """Pluggy hooks of the Microsoft Agent Framework plugin: they drive `AgentFrameworkInstrumentor`."""
 
-from agl_core.framework_plugin import FrameworkPlugin
+from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "agent_framework",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry import context as otel_context, trace
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
-from agl_core import semconv
-from agl_core.span_processors import TaggingSpanProcessor
+from agl_core.tracing import semconv
+from agl_core.tracing.processors import TaggingSpanProcessor
 
 #: Instrumentation scope of every span agent_framework.observability emits.
 AGENT_FRAMEWORK_SCOPE = "agent_framework"

@@ -2,7 +2,7 @@
 
 AutoGen already traces itself: autogen-core emits ``invoke_agent {name}`` for every agent run
 (each member of a team included), ``execute_tool {name}`` for every tool call and its runtime's
-messaging spans, all through the global TracerProvider — the one `agl_core.telemetry.configure()`
+messaging spans, all through the global TracerProvider — the one `agl_core.runtime.telemetry.configure()`
 equips with the store exporter. We keep those spans and add only what they lack:
 
 * `AutoGenSpanProcessor` normalises their attributes;
@@ -26,8 +26,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from agl_autogen.span_processor import AutoGenSpanProcessor
-from agl_core import semconv
-from agl_core.spans import json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import json_attr
 
 log = logging.getLogger("agentlightning")
 
@@ -74,7 +74,9 @@ class AutoGenInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("autogen-agentchat >= 0.7, < 0.8",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        from autogen_core.tools import BaseTool  # ImportError: not installed, the only error we raise
+        from autogen_core.tools import (
+            BaseTool,  # ImportError: not installed, the only error we raise
+        )
 
         try:
             self._install(BaseTool, kwargs.get("tracer_provider"))

@@ -6,8 +6,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from agl_core import semconv
-from agl_core.span_processors import TaggingSpanProcessor
+from agl_core.tracing import semconv
+from agl_core.tracing.processors import TaggingSpanProcessor
 
 #: Instrumentation scope of autogen-core's `invoke_agent` / `execute_tool` / `create_agent` spans.
 AUTOGEN_GENAI_SCOPE = "autogen-core"

@@ -15,7 +15,7 @@ thread that runs them:
 uses the ``openai`` SDK (LiteLLM is only a fallback and is not installed here), so the openai
 plugin records exactly one ``chat`` span per request and CrewAI adds none: instrument both,
 ``agl.instrument(["openai", "crewai"])``. Work CrewAI hands to threads (async tasks, tool pools,
-timeouts) keeps its context through `agl_core.context.enable_thread_propagation`.
+timeouts) keeps its context through `agl_core.tracing.context.enable_thread_propagation`.
 
 CrewAI's own telemetry uses a private TracerProvider (and is off with
 ``CREWAI_DISABLE_TELEMETRY=true``); our spans go to the global one (or the ``tracer_provider``

@@ -1,6 +1,6 @@
 """Pluggy hooks of the CrewAI plugin: they drive `CrewAIInstrumentor`."""
 
-from agl_core.framework_plugin import FrameworkPlugin
+from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "crewai",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agl_core import semconv
-from agl_core.spans import json_attr, parse_json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import json_attr, parse_json_attr
 
 Attributes = dict[str, Any]
-#: GenAI convention attribute that agl_core.semconv does not name yet
+#: GenAI convention attribute that agl_core.tracing.semconv does not name yet
 GEN_AI_AGENT_DESCRIPTION = "gen_ai.agent.description"
 
 

@@ -13,7 +13,7 @@ Which runs become spans:
   ``tools``, ``model``, …) are steps of the agent around them, not agents, when they have one.
 - ``chat {model}``: each chat-model (or LLM) run. This layer owns the chat span: while the model
   runs, its span is the current context and LLM spans are suppressed below it
-  (:func:`agl_core.context.suppress_llm_spans`), so the openai plugin adds no second span but
+  (:func:`agl_core.tracing.context.suppress_llm_spans`), so the openai plugin adds no second span but
   still puts this span in the request's ``traceparent``.
 - ``execute_tool {name}``: each tool run.
 
@@ -30,13 +30,14 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, convert_to_openai_messages
-from opentelemetry import context as otel_context, trace
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agl_core import semconv
-from agl_core.context import SUPPRESS_LLM_SPAN_KEY
-from agl_core.messages import chat_request_attributes, openai_to_genai
-from agl_core.spans import json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.context import SUPPRESS_LLM_SPAN_KEY
+from agl_core.tracing.convert import json_attr
+from agl_core.tracing.messages import chat_request_attributes, openai_to_genai
 
 log = logging.getLogger("agentlightning")
 

@@ -1,6 +1,6 @@
 """Pluggy hooks of the LangChain/LangGraph plugin: they drive `LangChainInstrumentor`."""
 
-from agl_core.framework_plugin import FrameworkPlugin
+from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "langchain",

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from agl_core import semconv
-from agl_core.messages import chat_request_attributes, openai_response_to_genai, response_metadata
-from agl_core.spans import json_attr, parse_json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import json_attr, parse_json_attr
+from agl_core.tracing.messages import (
+    chat_request_attributes,
+    openai_response_to_genai,
+    response_metadata,
+)
 
 
 def _as_dict(obj: Any) -> Any:

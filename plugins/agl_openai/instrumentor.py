@@ -40,7 +40,13 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import wrapt  # noqa: F401  (ImportError is the one error an instrumentor may raise)
 
-        from agl_openai.wrappers import CHAT, RESPONSES, SWITCH, async_wrapper, sync_wrapper
+        from agl_openai.wrappers import (
+            CHAT,
+            RESPONSES,
+            SWITCH,
+            async_wrapper,
+            sync_wrapper,
+        )
 
         tracer = trace.get_tracer("agl_openai", tracer_provider=kwargs.get("tracer_provider"))
         apis = {"chat": CHAT, "responses": RESPONSES}

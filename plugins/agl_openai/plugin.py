@@ -1,6 +1,6 @@
 """Pluggy hooks of the openai plugin: they drive `OpenAIInstrumentor`."""
 
-from agl_core.framework_plugin import FrameworkPlugin
+from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "openai",

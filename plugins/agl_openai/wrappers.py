@@ -2,7 +2,7 @@
 
 Rule shared by every Agent Lightning plugin: the *outermost* instrumented layer that describes an
 LLM request owns its ``chat`` span and marks the context with
-:func:`agl_core.context.suppress_llm_spans`; this layer is the innermost, so it records a span
+:func:`agl_core.tracing.context.suppress_llm_spans`; this layer is the innermost, so it records a span
 only when nothing above did. Either way it injects W3C ``traceparent``/``baggage`` into the
 request headers, so a server-side span (the project's ``serve``) joins the agent's trace.
 """
@@ -13,13 +13,13 @@ import logging
 from typing import Any, Callable
 
 import wrapt
-from opentelemetry import context as otel_context, propagate, trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agl_core import semconv
-from agl_core.context import SUPPRESS_LLM_SPAN_KEY, llm_spans_suppressed
-from agl_core.messages import openai_response_to_genai
-
+from agl_core.tracing import semconv
+from agl_core.tracing.context import SUPPRESS_LLM_SPAN_KEY, llm_spans_suppressed
+from agl_core.tracing.messages import openai_response_to_genai
 from agl_openai.attributes import (
     ChatStreamAccumulator,
     chat_completions_request_attributes,

@@ -1,6 +1,6 @@
 """Pluggy hooks of the OpenAI Agents SDK plugin: they drive `OpenAIAgentsInstrumentor`."""
 
-from agl_core.framework_plugin import FrameworkPlugin
+from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "openai_agents",

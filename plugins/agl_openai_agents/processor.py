@@ -17,11 +17,12 @@ from typing import Any
 
 from agents.tracing import TracingProcessor
 from agents.tracing.span_data import AgentSpanData, FunctionSpanData, HandoffSpanData
-from opentelemetry import context as otel_context, trace
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from agl_core import semconv
-from agl_core.spans import json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import json_attr
 
 log = logging.getLogger("agentlightning")
 

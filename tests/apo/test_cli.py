@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from agl_apo.factory import build_apo
-from agl_core.config import ConfigError, load_config, parse_config
+
+from agl_core.cli.config import ConfigError, load_config, parse_config
 from tests.apo.scripted_rooms import EXAMPLE_DIR, RULES, rules_in
 
-CLI = [sys.executable, "-c", "from agl_core.cli import main; main()"]
+CLI = [sys.executable, "-c", "from agl_core.cli.main import main; main()"]
 
 
 def test_train_and_export_the_example(server, tmp_path):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import agentlightning as agl
 from agl_apo.candidates import stored_candidates
-from agl_core.agent import Agent
-from agl_core.algorithm import fit
-from agl_core.graders import grade
+
+import agentlightning as agl
+from agl_core.runtime.agent import Agent
+from agl_core.runtime.graders import grade
+from agl_core.training.algorithm import fit
 from tests.apo import scripted_rooms
 from tests.apo.conftest import make_apo
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agl_core import semconv
-from agl_core.adapters import spans_to_messages, spans_to_triplets
+from agl_core.tracing import semconv
+from agl_core.training.adapters import spans_to_messages, spans_to_triplets
 from agl_core.types import Span
 
 T = "cd" * 16
@@ -82,7 +82,7 @@ def test_messages(spans) -> None:
 
 
 def test_tool_call_round_trip() -> None:
-    from agl_core.messages import genai_to_openai, openai_to_genai
+    from agl_core.tracing.messages import genai_to_openai, openai_to_genai
 
     messages = [
         {"role": "system", "content": "s"},

@@ -20,11 +20,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from agl_core import semconv
 from agl_core.server import BackgroundCollector
-from agl_core.spans import span_from_otel
 from agl_core.store.base import LightningStore
 from agl_core.store.sql import SqlStore
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import span_from_otel
 
 
 @pytest.fixture()
@@ -268,7 +268,9 @@ def test_agent_lightning_collector_command(tmp_path):
                 pass
             assert time.monotonic() < deadline, "collector did not start"
             time.sleep(0.1)
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
 
         expected = _traced({semconv.AGL_ROLLOUT_ID: "ro-cli"}, None, OTLPSpanExporter(endpoint=f"{url}/v1/traces"))
         by_grpc = _traced(
@@ -286,7 +288,9 @@ def test_agent_lightning_collector_command(tmp_path):
 
 
 def test_otlp_grpc_receiver(sqlite_url):
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcSpanExporter,
+    )
 
     from agl_core.server.grpc_receiver import start_grpc_receiver
 
@@ -306,7 +310,7 @@ TOKEN = "s3cret/+ token"  # characters that OTEL_EXPORTER_OTLP_HEADERS must carr
 
 
 def test_a_store_server_with_a_token_serves_only_those_who_present_it(sqlite_url, monkeypatch):
-    from agl_core.program import CommandAgent
+    from agl_core.runtime.program import CommandAgent
     from agl_core.store.base import StoreError
 
     monkeypatch.delenv("AGL_STORE_TOKEN", raising=False)
@@ -334,7 +338,9 @@ def test_a_store_server_with_a_token_serves_only_those_who_present_it(sqlite_url
 
 
 def test_grpc_receiver_with_a_token(sqlite_url):
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcSpanExporter,
+    )
 
     from agl_core.server.grpc_receiver import start_grpc_receiver
 
@@ -354,7 +360,7 @@ def test_grpc_receiver_with_a_token(sqlite_url):
 def test_collector_refuses_a_public_bind_without_a_token(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from agl_core.cli import main
+    from agl_core.cli.main import main
 
     monkeypatch.delenv("AGL_STORE_TOKEN", raising=False)
     db = tmp_path / "never.db"

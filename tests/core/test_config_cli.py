@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agl_core.config import ConfigError, load_config, parse_config
-from agl_core.tasksets import load_tasks
+from agl_core.cli.config import ConfigError, load_config, parse_config
+from agl_core.training.tasksets import load_tasks
 
-CLI = [sys.executable, "-m", "agl_core.cli"]
+CLI = [sys.executable, "-m", "agl_core.cli.main"]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -47,7 +47,7 @@ def test_task_sets_are_deterministic_and_disjoint(tmp_path: Path) -> None:
 
 
 def test_graders() -> None:
-    from agl_core.graders import grade
+    from agl_core.runtime.graders import grade
 
     assert grade({"answer": 42}, "so it is 42.") == 1.0
     assert grade({"answer": 42}, "41") == 0.0

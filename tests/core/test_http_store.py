@@ -8,12 +8,19 @@ import time
 import httpx
 import pytest
 
-from agl_core import semconv
 from agl_core.server import BackgroundCollector
 from agl_core.store.base import LightningStore, StoreError
 from agl_core.store.http_client import HttpStore
 from agl_core.store.sql import SqlStore
-from agl_core.types import AttemptedRollout, LLMEndpoint, PromptTemplate, Rollout, Run, Span
+from agl_core.tracing import semconv
+from agl_core.types import (
+    AttemptedRollout,
+    LLMEndpoint,
+    PromptTemplate,
+    Rollout,
+    Run,
+    Span,
+)
 
 
 @pytest.fixture(params=["sqlite", "http"])

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import agentlightning as agl
-from agl_core import semconv
-from agl_core.algorithm import Algorithm
-from agl_core.runner import Runner, rollout
+from agl_core.runtime.runner import Runner, rollout
+from agl_core.tracing import semconv
+from agl_core.training.algorithm import Algorithm
 from agl_core.types import Task
 
 
@@ -97,7 +97,7 @@ def test_algorithm_run_rollouts_with_background_runner(store) -> None:
 
 def test_command_agent_traces_unmodified_program(tmp_path: Path, store) -> None:
     """An unmodified openai script, run under opentelemetry-instrument, lands in the rollout."""
-    from agl_core.program import CommandAgent
+    from agl_core.runtime.program import CommandAgent
     from tests.fixtures.scripted_openai import ScriptedOpenAI
 
     script = tmp_path / "my_agent.py"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import agentlightning as agl
-from agl_core import semconv
+from agl_core.tracing import semconv
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_emit_tool_call_records_chat_span_with_tools_and_context(store) -> None:
             seen["call"] = response.choices[0].message.tool_calls[0].function.name
             return 1.0
 
-        from agl_core.runner import Runner
+        from agl_core.runtime.runner import Runner
 
         Runner(agent, store).run()
         assert seen["call"] == "add"

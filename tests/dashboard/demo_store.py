@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from agl_core import semconv
 from agl_core.store import LightningStore
+from agl_core.tracing import semconv
 from agl_core.types import LLMEndpoint, ModelCheckpoint, PromptTemplate, Run, Span
 
 RUN_ID = "run-grpo-demo"

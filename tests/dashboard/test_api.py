@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from agl_core.access import AccessError
 from agl_core.dashboard import create_dashboard_app, serve_dashboard
+from agl_core.server.access import AccessError
 from agl_core.types import Run
-from tests.dashboard.demo_store import HELDOUT_STEPS, LIVE_RUN_ID, ROLLOUTS, RUN_ID, TRACE_SPAN_NAMES, TRAIN_STEPS
+from tests.dashboard.demo_store import (
+    HELDOUT_STEPS,
+    LIVE_RUN_ID,
+    ROLLOUTS,
+    RUN_ID,
+    TRACE_SPAN_NAMES,
+    TRAIN_STEPS,
+)
 
 
 @pytest.fixture
@@ -181,7 +188,7 @@ def test_serve_refuses_a_public_bind_without_a_token(host, tmp_path):
 
 
 def test_only_loopback_binds_go_without_a_token():
-    from agl_core.access import check_bind
+    from agl_core.server.access import check_bind
 
     for host in ("127.0.0.1", "localhost", "::1"):
         check_bind(host, None, service="the dashboard", token_env="AGL_DASHBOARD_TOKEN")

@@ -17,7 +17,13 @@ import uvicorn
 
 from agl_core.dashboard import create_dashboard_app
 from agl_core.types import Run
-from tests.dashboard.demo_store import HELDOUT_STEPS, LIVE_RUN_ID, RUN_ID, TRACE_SPAN_NAMES, TRAIN_STEPS
+from tests.dashboard.demo_store import (
+    HELDOUT_STEPS,
+    LIVE_RUN_ID,
+    RUN_ID,
+    TRACE_SPAN_NAMES,
+    TRAIN_STEPS,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -33,7 +33,7 @@ def test_config_sample_passes_dry_run(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(block_after("### From a config file", "yaml"))
     env = {**os.environ, "AGL_HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "agl_core.cli", "train", "--config", str(config), "--dry-run"],
+    result = subprocess.run([sys.executable, "-m", "agl_core.cli.main", "train", "--config", str(config), "--dry-run"],
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dry run: config is valid" in result.stdout

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import agentlightning as agl
-from agl_core import semconv
-from agl_core.runner import Runner
+from agl_core.runtime.runner import Runner
+from agl_core.tracing import semconv
 from examples.sql_agent.agent import sql_agent
 from examples.sql_agent.db import build_database, questions
 from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import agentlightning as agl
-from agl_core.plugin_manager import uninstrument
+from agl_core.plugins.manager import uninstrument
 from agl_core.store import LightningStore
 
 

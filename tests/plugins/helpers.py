@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agl_core import semconv
+from agl_core.tracing import semconv
 from tests.fixtures.scripted_openai import tool_call
 
 

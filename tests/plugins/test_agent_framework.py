@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 import agentlightning as agl
-from agl_core import semconv
-from agl_core.adapters import spans_to_triplets
-from agl_core.plugin_manager import instrument, uninstrument
-from agl_core.spans import parse_json_attr
+from agl_core.plugins.manager import instrument, uninstrument
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import parse_json_attr
+from agl_core.training.adapters import spans_to_triplets
 from tests.fixtures.scripted_openai import ScriptedOpenAI
-from tests.plugins.helpers import BrokenProvider, assert_add_tool_call, broken, by_op, calculator_responder, team_responder
+from tests.plugins.helpers import (
+    BrokenProvider,
+    assert_add_tool_call,
+    broken,
+    by_op,
+    calculator_responder,
+    team_responder,
+)
 
 pytest.importorskip("agent_framework")
-from agent_framework import Agent, Executor, WorkflowBuilder, WorkflowContext, handler, tool  # noqa: E402
-from agent_framework import observability  # noqa: E402
+from agent_framework import (  # noqa: E402
+    Agent,
+    Executor,
+    WorkflowBuilder,
+    WorkflowContext,
+    handler,
+    observability,  # noqa: E402
+    tool,
+)
 from agent_framework.openai import OpenAIChatCompletionClient  # noqa: E402
 
 MODEL = "gpt-4o-mini"

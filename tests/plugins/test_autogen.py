@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 
 import agentlightning as agl
-from agl_core import semconv
-from agl_core.adapters import spans_to_triplets
-from agl_core.plugin_manager import instrument, uninstrument
-from agl_core.spans import parse_json_attr
+from agl_core.plugins.manager import instrument, uninstrument
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import parse_json_attr
+from agl_core.training.adapters import spans_to_triplets
 from tests.fixtures.scripted_openai import ScriptedOpenAI
-from tests.plugins.helpers import BrokenProvider, assert_add_tool_call, broken, by_op, calculator_responder, team_responder
+from tests.plugins.helpers import (
+    BrokenProvider,
+    assert_add_tool_call,
+    broken,
+    by_op,
+    calculator_responder,
+    team_responder,
+)
 
 autogen_agentchat = pytest.importorskip("autogen_agentchat")
 from autogen_agentchat.agents import AssistantAgent  # noqa: E402

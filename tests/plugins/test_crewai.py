@@ -11,12 +11,18 @@ os.environ["CREWAI_TRACING_ENABLED"] = "false"
 os.environ.pop("OTEL_SDK_DISABLED", None)
 
 import agentlightning as agl  # noqa: E402
-from agl_core import semconv  # noqa: E402
-from agl_core.adapters import spans_to_triplets  # noqa: E402
-from agl_core.plugin_manager import instrument, uninstrument  # noqa: E402
-from agl_core.spans import parse_json_attr  # noqa: E402
+from agl_core.plugins.manager import instrument, uninstrument  # noqa: E402
+from agl_core.tracing import semconv  # noqa: E402
+from agl_core.tracing.convert import parse_json_attr  # noqa: E402
+from agl_core.training.adapters import spans_to_triplets  # noqa: E402
 from tests.fixtures.scripted_openai import ScriptedOpenAI  # noqa: E402
-from tests.plugins.helpers import BrokenProvider, assert_add_tool_call, broken, by_op, calculator_responder  # noqa: E402
+from tests.plugins.helpers import (  # noqa: E402
+    BrokenProvider,
+    assert_add_tool_call,
+    broken,
+    by_op,
+    calculator_responder,
+)
 
 pytest.importorskip("crewai")
 from crewai import LLM, Agent, Crew, Task  # noqa: E402

@@ -11,10 +11,10 @@ import pytest
 import wrapt
 
 import agentlightning as agl
-from agl_core import semconv
-from agl_core.adapters import spans_to_triplets
-from agl_core.plugin_manager import instrument, uninstrument
-from agl_core.spans import parse_json_attr
+from agl_core.plugins.manager import instrument, uninstrument
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import parse_json_attr
+from agl_core.training.adapters import spans_to_triplets
 from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
 
 MODEL = "gpt-4o-mini"

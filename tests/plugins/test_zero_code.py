@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agl_core import semconv
 from agl_core.server.background import BackgroundCollector
 from agl_core.store import LightningStore
+from agl_core.tracing import semconv
 from tests.fixtures.scripted_openai import ScriptedOpenAI
 
 AGENT = '''

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 from transformers import AutoModelForCausalLM
 
-from agl_core.cli import main
+from agl_core.cli.main import main
 from agl_core.store import LightningStore
 from tests.trainers.rl_fixtures import CALC, HI
 

@@ -11,15 +11,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from agl_trl.rl import RLAlgorithm
+from agl_trl.serve_engine import BatchedGenerator
 from transformers import AutoTokenizer
 
 import agentlightning as agl
-from agl_core.adapters import rollout_triplets
-from agl_core.algorithm import fit
-from agl_core.emit import emit_tool_call
-from agl_trl.rl import RLAlgorithm
-from agl_trl.serve_engine import BatchedGenerator
-from tests.trainers.rl_fixtures import CALC, HI, calc_agent, in_agent_span, length_reward, rl_config
+from agl_core.tracing.emit import emit_tool_call
+from agl_core.training.adapters import rollout_triplets
+from agl_core.training.algorithm import fit
+from tests.trainers.rl_fixtures import (
+    CALC,
+    HI,
+    calc_agent,
+    in_agent_span,
+    length_reward,
+    rl_config,
+)
 
 
 @pytest.fixture()

@@ -11,21 +11,27 @@ import httpx
 import openai
 import pytest
 import torch
+from agl_trl.serve import ModelServer, watch_checkpoints
+from agl_trl.serve_protocol import TextStream, parse_tool_calls
 from click.testing import CliRunner
 
 import agentlightning as agl
-from agl_core import semconv
-from agl_core.adapters import spans_to_triplets
-from agl_core.plugin_manager import instrument, uninstrument
-from agl_core.spans import parse_json_attr
+from agl_core.plugins.manager import instrument, uninstrument
+from agl_core.runtime.telemetry import flush
 from agl_core.store import LightningStore
-from agl_core.telemetry import flush
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import parse_json_attr
+from agl_core.training.adapters import spans_to_triplets
 from agl_core.types import LLMEndpoint, ModelCheckpoint
-from agl_trl.serve import ModelServer, watch_checkpoints
-from agl_trl.serve_protocol import TextStream, parse_tool_calls
 from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
 from tests.trainers import serve_model
-from tests.trainers.serve_model import GREETING, GREETING_REPLY, QUESTION, TOOL_ARGUMENTS, TOOLS
+from tests.trainers.serve_model import (
+    GREETING,
+    GREETING_REPLY,
+    QUESTION,
+    TOOL_ARGUMENTS,
+    TOOLS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -519,7 +525,7 @@ def test_endpoint_resource(server):
 
 
 def test_cli_help():
-    from agl_core.cli import main
+    from agl_core.cli.main import main
 
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "--proxy" in result.output and "--model" in result.output
@@ -540,7 +546,7 @@ def test_api_key_is_required_of_every_client_when_given(tiny, store, monkeypatch
 
     with pytest.raises(RuntimeError, match="refusing to serve the model on 0.0.0.0"):
         ModelServer(model, tokenizer, store=store, host="0.0.0.0")
-    from agl_core.cli import main
+    from agl_core.cli.main import main
 
     monkeypatch.delenv("AGL_SERVE_API_KEY", raising=False)
     refused = CliRunner().invoke(main, ["serve", "--model", "/nonexistent", "--host", "0.0.0.0"])

@@ -25,17 +25,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
-from agl_core.adapters import rollout_triplets
-from agl_core.algorithm import Algorithm
-from agl_core.evaluation import summarise
-from agl_core.paths import agl_home
-from agl_core.store.base import LightningStore
-from agl_core.types import PromptTemplate, Resource, Rollout, Run, Task, new_id
-
-from agl_apo.candidates import ALGORITHM, Candidate, rank, stored_candidates, write_report
+from agl_apo.candidates import (
+    ALGORITHM,
+    Candidate,
+    rank,
+    stored_candidates,
+    write_report,
+)
 from agl_apo.config import APOConfig
 from agl_apo.llm import LLMError, TextLLM
-from agl_apo.prompts import Trace, critic_messages, editor_messages, parse_edited_prompt, placeholders
+from agl_apo.prompts import (
+    Trace,
+    critic_messages,
+    editor_messages,
+    parse_edited_prompt,
+    placeholders,
+)
+from agl_core.paths import agl_home
+from agl_core.store.base import LightningStore
+from agl_core.training.adapters import rollout_triplets
+from agl_core.training.algorithm import Algorithm
+from agl_core.training.evaluation import summarise
+from agl_core.types import PromptTemplate, Resource, Rollout, Run, Task, new_id
 
 log = logging.getLogger("agentlightning.apo")
 

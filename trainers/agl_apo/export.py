@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agl_core.export_traces import no_checkpoint_choice, resolve_run_id
-from agl_core.store.base import LightningStore
-
 from agl_apo.candidates import read_history, stored_candidates, write_report
+from agl_core.store.base import LightningStore
+from agl_core.training.export_traces import no_checkpoint_choice, resolve_run_id
 
 
 def export_prompt(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:

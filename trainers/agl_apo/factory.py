@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agl_core.config import Config, ConfigError
-from agl_core.types import LLMEndpoint, Resource
-
 from agl_apo.algorithm import APO
 from agl_apo.config import APOConfig
+from agl_core.cli.config import Config, ConfigError
+from agl_core.types import LLMEndpoint, Resource
 
 
 def build_apo(config: Config) -> APO:

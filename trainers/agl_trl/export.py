@@ -14,7 +14,14 @@ from pathlib import Path
 
 from agl_core.store.base import LightningStore
 
-from .checkpoints import STATE_FILE, best_checkpoint, checkpoint_dir, is_lora, latest_checkpoint, list_checkpoints
+from .checkpoints import (
+    STATE_FILE,
+    best_checkpoint,
+    checkpoint_dir,
+    is_lora,
+    latest_checkpoint,
+    list_checkpoints,
+)
 
 
 def run_folder(run: str, store: LightningStore) -> Path:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agl_core.hookspecs import hookimpl
+from agl_core.plugins.hookspecs import hookimpl
 
 
 @hookimpl

@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
+from agl_core.training.algorithm import Algorithm
 from agl_core.types import LLMEndpoint, Rollout, Task
 
 from .checkpoints import latest_checkpoint, load_state

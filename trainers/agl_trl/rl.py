@@ -33,15 +33,30 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from agl_core.adapters import rollout_triplets
-from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
+from agl_core.training.adapters import rollout_triplets
+from agl_core.training.algorithm import Algorithm
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
 from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
 from .config import RLConfig
-from .losses import grpo_advantages, grpo_loss, rloo_advantages, rloo_loss, sequence_kl, token_logps
-from .policy import derive_seed, endpoint_with, evaluate_heldout, load_checkpoint_model, load_policy, policy_to_train, serving
+from .losses import (
+    grpo_advantages,
+    grpo_loss,
+    rloo_advantages,
+    rloo_loss,
+    sequence_kl,
+    token_logps,
+)
+from .policy import (
+    derive_seed,
+    endpoint_with,
+    evaluate_heldout,
+    load_checkpoint_model,
+    load_policy,
+    policy_to_train,
+    serving,
+)
 
 log = logging.getLogger("agentlightning")
 
@@ -351,7 +366,13 @@ def _fmt(metrics: dict[str, Any]) -> str:
 def _progress(steps: range, total: int, done: int) -> Iterator[int]:
     """A rich progress bar over the steps (plain iteration when rich is absent)."""
     try:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
     except ImportError:
         yield from steps
         return

@@ -43,16 +43,26 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from agl_core import semconv
-from agl_core.access import BearerTokenMiddleware, check_bind
-from agl_core.messages import chat_request_attributes, openai_response_to_genai
-from agl_core.spans import json_attr
-from agl_core.store.base import LightningStore
+from agl_core.runtime.telemetry import configure
+from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.background import UvicornThread
-from agl_core.telemetry import configure, get_tracer
+from agl_core.store.base import LightningStore
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import json_attr
+from agl_core.tracing.messages import chat_request_attributes, openai_response_to_genai
+from agl_core.tracing.provider import get_tracer
 from agl_core.types import LLMEndpoint
-from agl_trl.serve_backends import LocalBackend, ProxyBackend, StreamedReply, UpstreamError
-from agl_trl.serve_engine import DEFAULT_BATCH_WINDOW_S, DEFAULT_MAX_BATCH_SIZE, BatchedGenerator
+from agl_trl.serve_backends import (
+    LocalBackend,
+    ProxyBackend,
+    StreamedReply,
+    UpstreamError,
+)
+from agl_trl.serve_engine import (
+    DEFAULT_BATCH_WINDOW_S,
+    DEFAULT_MAX_BATCH_SIZE,
+    BatchedGenerator,
+)
 from agl_trl.serve_protocol import (
     BadRequest,
     Request,
@@ -121,12 +131,12 @@ class ModelServer:
     ``ModelServer(model, tokenizer)`` serves a transformers model (on the model's device);
     ``ModelServer(proxy="http://vllm:8000/v1")`` forwards to an upstream instead. Spans go through
     this process's OpenTelemetry setup: `store`, when given, becomes its default span store
-    (``agl_core.telemetry.configure``); rollouts registered in-process keep their own store.
+    (``agl_core.runtime.telemetry.configure``); rollouts registered in-process keep their own store.
 
     Defaults: ``port=0`` picks a free port; ``max_batch_size=64`` sequences per batch;
     ``batch_window_s=0`` (a lone request starts at once; later ones join it). With an `api_key`, every
     request must present it as ``Authorization: Bearer`` (what OpenAI clients send); bound beyond
-    loopback, the server refuses to start without one (`agl_core.access`).
+    loopback, the server refuses to start without one (`agl_core.server.access`).
     """
 
     def __init__(

@@ -40,9 +40,9 @@ def serve(
     """
     if (model_path is None) == (proxy is None):
         raise click.UsageError("give exactly one of --model and --proxy")
-    from agl_core.access import AccessError, check_bind
+    from agl_core.runtime.telemetry import default_store
+    from agl_core.server.access import AccessError, check_bind
     from agl_core.store.base import LightningStore
-    from agl_core.telemetry import default_store
     from agl_trl.serve import API_KEY_ENV, ModelServer, load_model, watch_checkpoints
 
     try:

@@ -28,13 +28,19 @@ from typing import Any, Sequence
 
 import torch
 
-from agl_core.adapters import rollout_triplets
-from agl_core.algorithm import Algorithm
 from agl_core.store.base import LightningStore
+from agl_core.training.adapters import rollout_triplets
+from agl_core.training.algorithm import Algorithm
 from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
 
 from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
-from .policy import derive_seed, endpoint_with, evaluate_heldout, policy_to_train, serving
+from .policy import (
+    derive_seed,
+    endpoint_with,
+    evaluate_heldout,
+    policy_to_train,
+    serving,
+)
 from .rl import _fmt, _progress, _run_log, _summary
 
 log = logging.getLogger("agentlightning")

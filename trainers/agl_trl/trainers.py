@@ -14,11 +14,11 @@ import dataclasses
 import json
 from typing import Any, Sequence
 
-from agl_core.algorithm import Algorithm, fit
-from agl_core.config import Config, ConfigError
+from agl_core.cli.config import Config, ConfigError
 from agl_core.paths import agl_home
 from agl_core.store.base import LightningStore
-from agl_core.tasksets import load_tasks
+from agl_core.training.algorithm import Algorithm, fit
+from agl_core.training.tasksets import load_tasks
 from agl_core.types import Task
 
 from .config import RLConfig

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Iterator, Sequence
 
-from agl_core.runner import Runner
+from agl_core.runtime.runner import Runner
 from agl_core.store.base import LightningStore
 from agl_core.types import Rollout, Run, Task, new_id
 

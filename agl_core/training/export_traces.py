@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agl_core.adapters import rollout_triplets
 from agl_core.store.base import LightningStore
+from agl_core.training.adapters import rollout_triplets
 
 
 def resolve_run_id(run: str, store: LightningStore) -> str:

@@ -1,7 +1,7 @@
 """Hook specifications of the ``agentlightning`` pluggy project.
 
 A plugin is a plain module with functions named after these hooks, decorated with
-``agl_core.hookspecs.hookimpl``, registered under the ``agentlightning.plugins`` entry-point group.
+``agl_core.plugins.hookspecs.hookimpl``, registered under the ``agentlightning.plugins`` entry-point group.
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ import importlib
 import sys
 from typing import Any
 
-from agl_core.agent import Agent
-from agl_core.algorithm import Algorithm
-from agl_core.config import Config, ConfigError
-from agl_core.plugin_manager import merged
-from agl_core.runner import RolloutAgent, as_agent
-from agl_core.tasksets import load_tasks
+from agl_core.cli.config import Config, ConfigError
+from agl_core.plugins.manager import merged
+from agl_core.runtime.agent import Agent
+from agl_core.runtime.runner import RolloutAgent, as_agent
+from agl_core.training.algorithm import Algorithm
+from agl_core.training.tasksets import load_tasks
 from agl_core.types import Task
 
 
@@ -39,7 +39,7 @@ def build_agent(config: Config) -> RolloutAgent:
     if agent.type == "python":
         return RolloutAgent(fn=as_agent(import_object(agent.entrypoint or "", config.base_dir)), name=agent.name)
     if agent.type == "command":
-        from agl_core.program import CommandAgent
+        from agl_core.runtime.program import CommandAgent
 
         reward = import_object(agent.reward, config.base_dir) if agent.reward else None
         return as_agent(CommandAgent(agent.name, agent.command or "", reward=reward, cwd=config.base_dir))

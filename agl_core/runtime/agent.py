@@ -13,12 +13,12 @@ import inspect
 import json
 from typing import Any, Callable, Sequence
 
-from agl_core import semconv
-from agl_core.context import current_resources
-from agl_core.emit import emit_reward, emit_tool_call
-from agl_core.graders import grade
-from agl_core.spans import json_attr
-from agl_core.telemetry import get_tracer
+from agl_core.runtime.graders import grade
+from agl_core.tracing import semconv
+from agl_core.tracing.context import current_resources
+from agl_core.tracing.convert import json_attr
+from agl_core.tracing.emit import emit_reward, emit_tool_call
+from agl_core.tracing.provider import get_tracer
 from agl_core.types import PromptTemplate, Resource
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object"}

@@ -1,4 +1,8 @@
-"""The pluggy plugin manager: plugins come from the ``agentlightning.plugins`` entry points."""
+"""The pluggy plugin manager: plugins come from the ``agentlightning.plugins`` entry points.
+
+Importing this module connects the registries of the lower layers (store URL schemes, task
+sets) to the plugins' hooks, so the lower layers never import the plugin layer.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ from typing import Any
 
 import pluggy
 
-from agl_core import hookspecs
+from agl_core.plugins import builtin, hookspecs
+from agl_core.runtime.telemetry import configure
+from agl_core.store import registry as store_registry
+from agl_core.training import tasksets
 
 log = logging.getLogger("agentlightning")
 
@@ -20,9 +27,7 @@ ENTRY_POINT_GROUP = "agentlightning.plugins"
 def get_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    from agl_core import builtin_plugin
-
-    pm.register(builtin_plugin, name="agl_core.builtin")
+    pm.register(builtin, name="agl_core.builtin")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             plugin = ep.load()
@@ -62,8 +67,6 @@ def framework_status() -> list[dict[str, Any]]:
 
 def instrument(frameworks: list[str] | None = None) -> list[str]:
     """Instrument every installed framework (or those named); idempotent. Returns what was done."""
-    from agl_core.telemetry import configure
-
     configure()
     names = frozenset(frameworks) if frameworks is not None else None
     return [r for r in get_plugin_manager().hook.agl_instrument(frameworks=names) if r]
@@ -71,3 +74,11 @@ def instrument(frameworks: list[str] | None = None) -> list[str]:
 
 def uninstrument() -> None:
     get_plugin_manager().hook.agl_uninstrument()
+
+
+def _store_backend(scheme: str) -> Any:
+    return merged("agl_store_backends").get(scheme)
+
+
+store_registry.add_backend_finder(_store_backend)
+tasksets.add_task_set_finder(lambda: merged("agl_task_sets"))

@@ -1,8 +1,9 @@
-"""Task sets: built-in ones (``math``, ``coding``, ``reasoning``), plugin ones, or JSONL files.
+"""Task sets: built-in ones (``math``, ``coding``, ``reasoning``), registered ones, or JSONL files.
 
 A task's input is a dict the agent receives as-is; graded sets carry ``question``, ``answer``
-(or ``tests``) and ``grader`` (see `agl_core.graders`). Built-in sets are generated from fixed
-seeds, so train and eval never overlap and every run sees the same tasks.
+(or ``tests``) and ``grader`` (see `agl_core.runtime.graders`). Built-in sets are generated from fixed
+seeds, so train and eval never overlap and every run sees the same tasks. Other layers add sets
+with `register_task_sets` or a finder (the plugin layer installs one reading ``agl_task_sets``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from agl_core.plugin_manager import merged
 from agl_core.types import Task
 
 Split = str  # "train" | "eval"
+TaskLoader = Callable[[Split, int], list[Task]]
 
 
 def _math(split: Split, n: int) -> list[Task]:
@@ -105,17 +106,40 @@ def load_jsonl(path: Path) -> list[Task]:
     return tasks
 
 
+_registered: dict[str, TaskLoader] = {}
+_finders: list[Callable[[], Mapping[str, TaskLoader]]] = []
+
+
+def register_task_sets(task_sets: Mapping[str, TaskLoader]) -> None:
+    """Add named task sets: ``{"name": loader}``, ``loader(split, n) -> list[Task]``."""
+    _registered.update(task_sets)
+
+
+def add_task_set_finder(finder: Callable[[], Mapping[str, TaskLoader]]) -> None:
+    """`finder()` returns more named task sets each time the sets are listed."""
+    if finder not in _finders:
+        _finders.append(finder)
+
+
+def task_sets() -> dict[str, TaskLoader]:
+    """Every known task set: the built-in ones win over registered ones of the same name."""
+    found: dict[str, TaskLoader] = {}
+    for finder in _finders:
+        found.update(finder())
+    return {**found, **_registered, **BUILTIN_TASK_SETS}
+
+
 def task_set_names() -> list[str]:
-    return sorted(merged("agl_task_sets"))
+    return sorted(task_sets())
 
 
 def load_tasks(spec: str, split: Split = "train", *, n: int = 256, base_dir: Path | str = ".") -> list[Task]:
-    """Tasks from a registered task-set name or a JSONL path (relative to `base_dir`)."""
-    task_sets = merged("agl_task_sets")  # the built-in ones come through the core's own plugin
-    if spec in task_sets:
-        return list(task_sets[spec](split, n))
+    """Tasks from a task-set name or a JSONL path (relative to `base_dir`)."""
+    known = task_sets()
+    if spec in known:
+        return list(known[spec](split, n))
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else Path(base_dir) / path
     if path.is_file():
         return load_jsonl(path)
-    raise ValueError(f"unknown task set {spec!r}: not one of {task_set_names()} and no such file {path}")
+    raise ValueError(f"unknown task set {spec!r}: not one of {sorted(known)} and no such file {path}")

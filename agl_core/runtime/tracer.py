@@ -13,13 +13,20 @@ import functools
 import inspect
 from typing import Any, Callable
 
-from opentelemetry.trace import Span as OtelSpan, Status, StatusCode
+from opentelemetry.trace import Span as OtelSpan
+from opentelemetry.trace import Status, StatusCode
 
-from agl_core import semconv
-from agl_core.context import RolloutContext, current_rollout, rollout_context
-from agl_core.heartbeat import Heartbeat
-from agl_core.spans import json_attr
-from agl_core.telemetry import default_store, flush, get_tracer, register_rollout_store, release_rollout_store
+from agl_core.runtime.heartbeat import Heartbeat
+from agl_core.runtime.telemetry import (
+    default_store,
+    flush,
+    register_rollout_store,
+    release_rollout_store,
+)
+from agl_core.tracing import semconv
+from agl_core.tracing.context import RolloutContext, current_rollout, rollout_context
+from agl_core.tracing.convert import json_attr
+from agl_core.tracing.provider import get_tracer
 
 
 class _Trace:

@@ -17,7 +17,7 @@ import importlib
 import logging
 from typing import Any, Iterable
 
-from agl_core.hookspecs import hookimpl
+from agl_core.plugins.hookspecs import hookimpl
 
 log = logging.getLogger("agentlightning")
 
@@ -68,7 +68,7 @@ class FrameworkPlugin:
             return None
         missing = [r for r in self.requires if frameworks is not None and r not in frameworks]
         if missing:
-            from agl_core.plugin_manager import instrument
+            from agl_core.plugins.manager import instrument
 
             instrument(missing)
         return self.name if instrumentor.is_instrumented_by_opentelemetry else None

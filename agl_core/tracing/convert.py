@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from agl_core import semconv
+from agl_core.tracing import semconv
 from agl_core.types import Span, SpanEvent, SpanStatus
 
 

@@ -5,7 +5,6 @@ Each records a span in the current rollout; outside a rollout it records a stand
 
 from __future__ import annotations
 
-import math
 import os
 import traceback
 from typing import Any, Mapping, Sequence
@@ -13,23 +12,17 @@ from typing import Any, Mapping, Sequence
 from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
-from agl_core import semconv
-from agl_core.context import current_rollout, suppress_llm_spans
-from agl_core.messages import chat_request_attributes, openai_response_to_genai
-from agl_core.spans import json_attr
-from agl_core.telemetry import get_tracer
-from agl_core.types import LLMEndpoint
+from agl_core.tracing import semconv
+from agl_core.tracing.context import current_rollout, suppress_llm_spans
+from agl_core.tracing.convert import json_attr
+from agl_core.tracing.messages import chat_request_attributes, openai_response_to_genai
+from agl_core.tracing.provider import get_tracer
+from agl_core.types import LLMEndpoint, check_reward
 
 
 def _record(name: str, attributes: Mapping[str, Any]) -> None:
     with get_tracer().start_as_current_span(name) as span:
         span.set_attributes({k: v for k, v in attributes.items() if v is not None})
-
-
-def check_reward(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    raise ValueError(f"reward must be a finite number, got {value!r}")
 
 
 def emit_reward(value: float, *, name: str = "reward", attributes: Mapping[str, Any] | None = None) -> float:

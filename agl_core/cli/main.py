@@ -17,8 +17,8 @@ def _fail(message: str) -> None:
 
 
 def _prepare(config_path: str, store: str | None, verbose: bool) -> tuple[Any, Any]:
-    from agl_core.config import ConfigError, load_config
-    from agl_core.logs import setup_logging
+    from agl_core.cli.config import ConfigError, load_config
+    from agl_core.cli.logs import setup_logging
     from agl_core.store import LightningStore
 
     setup_logging(verbose)
@@ -43,9 +43,9 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verbose: bool) -> None:
     """Train the agent described by a config file."""
-    from agl_core.algorithm import fit
-    from agl_core.config import ConfigError
-    from agl_core.launch import build_agent, build_algorithm, build_tasks
+    from agl_core.cli.config import ConfigError
+    from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
+    from agl_core.training.algorithm import fit
 
     config, lstore = _prepare(config_path, store, verbose)
     try:
@@ -80,8 +80,8 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
     from rich.console import Console
     from rich.table import Table
 
-    from agl_core.config import ConfigError
-    from agl_core.evaluation import evaluate_config
+    from agl_core.cli.config import ConfigError
+    from agl_core.cli.evaluate import evaluate_config
 
     config, lstore = _prepare(config_path, store, verbose)
     try:
@@ -104,8 +104,8 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
 @click.option("--token", default=None, envvar="AGL_STORE_TOKEN", help="Required when binding beyond loopback.")
 def collector(host: str, port: int, store: str | None, grpc_port: int | None, token: str | None) -> None:
     """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces."""
-    from agl_core.access import AccessError
     from agl_core.server import serve_collector
+    from agl_core.server.access import AccessError
 
     try:
         serve_collector(host, port, store, grpc_port=grpc_port, token=token)
@@ -120,8 +120,8 @@ def collector(host: str, port: int, store: str | None, grpc_port: int | None, to
 @click.option("--token", default=None, envvar="AGL_DASHBOARD_TOKEN", help="Required when binding beyond loopback.")
 def dashboard(host: str, port: int, store: str | None, token: str | None) -> None:
     """Runs, reward and loss curves, rollouts and traces in the browser."""
-    from agl_core.access import AccessError
     from agl_core.dashboard import serve_dashboard
+    from agl_core.server.access import AccessError
 
     try:
         serve_dashboard(host, port, store, token)
@@ -142,7 +142,7 @@ def dashboard(host: str, port: int, store: str | None, token: str | None) -> Non
 @click.option("--store", default=None)
 def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> None:
     """Export a run's model, adapter, best prompt or traces."""
-    from agl_core.plugin_manager import merged
+    from agl_core.plugins.manager import merged
     from agl_core.store import LightningStore
 
     exporters = merged("agl_exporters")
@@ -159,8 +159,8 @@ def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> 
 @main.command()
 def plugins() -> None:
     """List the plugins found and whether each framework is installed."""
-    from agl_core.plugin_manager import framework_status, get_plugin_manager, merged
-    from agl_core.tasksets import task_set_names
+    from agl_core.plugins.manager import framework_status, get_plugin_manager, merged
+    from agl_core.training.tasksets import task_set_names
 
     for row in framework_status():
         state = f"installed {row['installed_version']}" if row["installed"] else f"not installed (pip install 'agentlightning[{row.get('extra', row['name'])}]')"
@@ -180,7 +180,7 @@ def _placeholder(name: str, extra: str, help_text: str) -> click.Command:
 
 
 def _add_plugin_commands() -> None:
-    from agl_core.plugin_manager import get_plugin_manager
+    from agl_core.plugins.manager import get_plugin_manager
 
     main.add_command(_placeholder("serve", "rl", "Serve a model as an OpenAI-compatible endpoint that records token ids."))
     for commands in get_plugin_manager().hook.agl_cli_commands():

@@ -18,13 +18,19 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from agl_core import semconv
-from agl_core.context import RolloutContext, rollout_context
-from agl_core.emit import check_reward, emit_exception
-from agl_core.heartbeat import Heartbeat
+from agl_core.runtime.heartbeat import Heartbeat
+from agl_core.runtime.telemetry import (
+    configure,
+    flush,
+    register_rollout_store,
+    release_rollout_store,
+)
 from agl_core.store.base import LightningStore
-from agl_core.telemetry import configure, flush, get_tracer, register_rollout_store, release_rollout_store
-from agl_core.types import AttemptedRollout, Resource
+from agl_core.tracing import semconv
+from agl_core.tracing.context import RolloutContext, rollout_context
+from agl_core.tracing.emit import emit_exception
+from agl_core.tracing.provider import get_tracer
+from agl_core.types import AttemptedRollout, Resource, check_reward
 
 log = logging.getLogger("agentlightning")
 

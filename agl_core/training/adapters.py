@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Sequence
 
-from agl_core import semconv
-from agl_core.messages import genai_to_openai
-from agl_core.spans import parse_json_attr
 from agl_core.store.base import LightningStore
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import parse_json_attr
+from agl_core.tracing.messages import genai_to_openai
 from agl_core.types import Rollout, Span, Triplet
 
 RewardPolicy = Literal["final", "last", "per_call"]

@@ -14,9 +14,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from opentelemetry import baggage, context as otel_context
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
 
-from agl_core import semconv
+from agl_core.tracing import semconv
 from agl_core.types import Resource
 
 _ROLLOUT_KEY = otel_context.create_key("agl-rollout")

@@ -1,38 +1,28 @@
-"""Wiring of OpenTelemetry into the store: `configure()`, the stamping processor, the exporter.
+"""Finished spans into the store: `configure()`, the store exporter, the rollout → store map.
 
-An existing global SDK `TracerProvider` is kept and gets our processors added; only when there is
-none do we install one. Spans go to the store of their rollout when this process knows it (the
-runner and the tracer register it), else to the configured default store.
+Spans go to the store of their rollout when this process knows it (the attempt lifecycle
+registers it), else to the configured default store (``AGL_STORAGE`` or SQLite).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Sequence
+from typing import Sequence
 
-from opentelemetry import context as otel_context, trace
-from opentelemetry.sdk.resources import Resource as OtelResource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
-from agl_core.context import current_rollout, enable_thread_propagation
-from agl_core.spans import span_from_otel
-from agl_core.store.base import LightningStore
+from agl_core.store import LightningStore
+from agl_core.tracing import provider as tracing_provider
+from agl_core.tracing.convert import span_from_otel
 from agl_core.types import Span
 
 log = logging.getLogger("agentlightning")
-
-TRACER_NAME = "agentlightning"
-
-
-class RolloutStampProcessor(SpanProcessor):
-    """Stamps ``agl.rollout.id`` / ``agl.attempt.id`` / ``agl.resources.id`` on every new span."""
-
-    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
-        rollout = current_rollout(parent_context)
-        if rollout is not None:
-            span.set_attributes(rollout.attributes())
 
 
 class StoreSpanExporter(SpanExporter):
@@ -65,7 +55,6 @@ class _State:
         self.lock = threading.RLock()
         self.default_store: LightningStore | None = None
         self.rollout_stores: dict[str, LightningStore] = {}
-        self.provider: TracerProvider | None = None
         self.processor: BatchSpanProcessor | None = None
 
     def store_for(self, rollout_id: str | None) -> LightningStore:
@@ -80,6 +69,14 @@ class _State:
 _state = _State()
 
 
+def _add_store_exporter(provider: TracerProvider) -> None:
+    _state.processor = BatchSpanProcessor(StoreSpanExporter(_state), schedule_delay_millis=200, max_export_batch_size=512)
+    provider.add_span_processor(_state.processor)
+
+
+tracing_provider.on_provider_ready(_add_store_exporter)
+
+
 def configure(
     store: LightningStore | str | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> TracerProvider:
@@ -90,22 +87,9 @@ def configure(
     """
     if store is not None:
         flush()
-    with _state.lock:
-        if store is not None:
+        with _state.lock:
             _state.default_store = LightningStore(store) if isinstance(store, str) else store
-        if _state.provider is None:
-            provider = tracer_provider or trace.get_tracer_provider()
-            if not isinstance(provider, TracerProvider):
-                provider = TracerProvider(resource=OtelResource.create({"service.name": "agentlightning"}))
-                trace.set_tracer_provider(provider)
-            provider.add_span_processor(RolloutStampProcessor())
-            _state.processor = BatchSpanProcessor(
-                StoreSpanExporter(_state), schedule_delay_millis=200, max_export_batch_size=512
-            )
-            provider.add_span_processor(_state.processor)
-            _state.provider = provider
-            enable_thread_propagation()
-        return _state.provider
+    return tracing_provider.tracer_provider(tracer_provider)
 
 
 def default_store() -> LightningStore:
@@ -126,7 +110,3 @@ def release_rollout_store(rollout_id: str) -> None:
 def flush(timeout_ms: int = 30_000) -> bool:
     """Push every finished span into its store now."""
     return _state.processor.force_flush(timeout_ms) if _state.processor else True
-
-
-def get_tracer(name: str = TRACER_NAME) -> trace.Tracer:
-    return configure().get_tracer(name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from agl_core import semconv
-from agl_core.spans import json_attr, parse_json_attr
+from agl_core.tracing import semconv
+from agl_core.tracing.convert import json_attr, parse_json_attr
 
 
 def _as_dict(obj: Any) -> Any:

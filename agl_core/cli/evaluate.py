@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
-from agl_core.algorithm import Algorithm
-from agl_core.config import Config, ConfigError
-from agl_core.launch import build_agent, build_algorithm, build_tasks
-from agl_core.runner import Runner
+from agl_core.cli.config import Config, ConfigError
+from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
+from agl_core.runtime.runner import Runner
 from agl_core.store.base import LightningStore
-from agl_core.types import Rollout
-
-#: A rollout counts as a success when its reward reaches this value.
-SUCCESS_THRESHOLD = 0.5
-
-
-def summarise(name: str, rollouts: Sequence[Rollout], n_tasks: int) -> dict[str, Any]:
-    rewards = [r.final_reward if r.final_reward is not None else 0.0 for r in rollouts]
-    rewards += [0.0] * (n_tasks - len(rollouts))  # failed or lost rollouts score zero
-    n = len(rewards)
-    return {
-        "task_set": name,
-        "n": n,
-        "mean_reward": sum(rewards) / n if n else 0.0,
-        "success_rate": sum(r >= SUCCESS_THRESHOLD for r in rewards) / n if n else 0.0,
-    }
+from agl_core.training.algorithm import Algorithm
+from agl_core.training.evaluation import summarise
 
 
 def evaluate_config(config: Config, store: LightningStore, *, checkpoint: str | None = None) -> list[dict[str, Any]]:

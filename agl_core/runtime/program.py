@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
-from agl_core.agent import task_question
-from agl_core.context import current_rollout
-from agl_core.emit import current_llm_endpoint, emit_reward
-from agl_core.graders import grade
+from agl_core.runtime.agent import task_question
+from agl_core.runtime.graders import grade
+from agl_core.tracing.context import current_rollout
+from agl_core.tracing.emit import current_llm_endpoint, emit_reward
 from agl_core.types import Resource
 
 RewardFn = Callable[[Any, str], float]
