@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` (install + the main job) and `make test`.
-.PHONY: setup demo test
+.PHONY: setup demo lint test
 
 setup:
 	@bash scripts/setup.sh
@@ -7,6 +7,9 @@ setup:
 demo: setup
 	.venv/bin/python -m examples.demo
 
-test: setup
+lint: setup
+	@bash scripts/lint.sh
+
+test: lint
 	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: browser tests will be skipped"
 	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
