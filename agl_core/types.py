@@ -35,6 +35,23 @@ class Task(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class RolloutRequest(BaseModel):
+    """One rollout to enqueue (`LightningStore.enqueue_rollouts`); unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Any = None
+    mode: str = "train"
+    task_id: str | None = None
+    resources_id: str | None = None
+    run_id: str | None = None
+    #: How many attempts the rollout may take before it fails (a failed or timed-out attempt requeues it).
+    max_attempts: int = Field(default=1, ge=1)
+    #: Longest an attempt may run (seconds) before it times out, heartbeat or not.
+    timeout_s: float | None = Field(default=None, gt=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class Attempt(BaseModel):
     attempt_id: str
     rollout_id: str
@@ -76,8 +93,11 @@ class SpanEvent(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+StatusCode = Literal["UNSET", "OK", "ERROR"]
+
+
 class SpanStatus(BaseModel):
-    code: Literal["UNSET", "OK", "ERROR"] = "UNSET"
+    code: StatusCode = "UNSET"
     description: str | None = None
 
 

@@ -26,7 +26,8 @@ async def _index(request: Request) -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)  # registered for HTTPException only
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agl_core.server.access import bearer, token_matches
 
@@ -48,7 +48,7 @@ class TokenMiddleware:
             await self._refuse(scope, receive, send)
 
     def _setting_cookie(self, send: Send) -> Send:
-        async def send_with_cookie(message: dict) -> None:
+        async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 cookie = f"{COOKIE_NAME}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
@@ -59,7 +59,7 @@ class TokenMiddleware:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"].startswith("/api/"):
-            response = JSONResponse({"error": "unauthorized: a dashboard token is required"}, status_code=401)
+            response: Response = JSONResponse({"error": "unauthorized: a dashboard token is required"}, status_code=401)
         else:
             response = PlainTextResponse(
                 "Agent Lightning dashboard: a token is required. Open this page with ?token=<token>.",

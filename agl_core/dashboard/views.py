@@ -37,8 +37,7 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
 
 
 def run_summary(run: Run, records: list[MetricRecord]) -> dict[str, Any]:
-    heldout = [r.metrics.get(HELDOUT_REWARD) for r in records]
-    heldout = [v for v in heldout if v is not None]
+    heldout = [v for r in records if (v := r.metrics.get(HELDOUT_REWARD)) is not None]
     steps = {r.step for r in records}
     return {
         **run.model_dump(mode="json", exclude={"config"}),

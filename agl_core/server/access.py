@@ -34,7 +34,7 @@ def check_bind(host: str, token: str | None, *, service: str, token_env: str, fl
 
 
 def token_matches(candidate: str | None, token: str) -> bool:
-    return bool(candidate) and hmac.compare_digest(candidate.encode(), token.encode())
+    return candidate is not None and candidate != "" and hmac.compare_digest(candidate.encode(), token.encode())
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:

@@ -20,14 +20,14 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
 from opentelemetry.proto_json.collector.trace.v1 import trace_service as pj
 
 from agl_core.tracing.convert import rollout_ids
-from agl_core.types import Span, SpanEvent, SpanStatus
+from agl_core.types import Span, SpanEvent, SpanStatus, StatusCode
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 #: Largest decompressed body accepted (bytes); bigger ones get 413.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
-_STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+_STATUS_CODES: dict[int, StatusCode] = {0: "UNSET", 1: "OK", 2: "ERROR"}
 # Fields of AnyValue in the order proto-json decodes them; the first one set is the value.
 _ANY_VALUE_FIELDS = (
     "string_value",
@@ -124,18 +124,19 @@ def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
     return {kv.key: _any_value(kv.value) for kv in pairs}
 
 
-def _id_hex(raw: bytes | None, size: int, what: str, *, optional: bool = False) -> str | None:
+def _id_hex(raw: bytes | None, size: int, what: str) -> str:
     if not raw:
-        if optional:
-            return None
         raise ValueError(f"{what} is missing")
     if len(raw) != size:
         raise ValueError(f"{what} has {len(raw)} bytes, expected {size}")
     if not any(raw):
-        if optional:
-            return None
         raise ValueError(f"{what} is all zeros")
     return raw.hex()
+
+
+def _optional_id_hex(raw: bytes | None, size: int, what: str) -> str | None:
+    """None for an absent (empty or all-zero) id, as OTLP encodes "no parent"."""
+    return _id_hex(raw, size, what) if raw and any(raw) else None
 
 
 def _span(otlp: Any, resource: dict[str, Any]) -> Span:
@@ -146,7 +147,7 @@ def _span(otlp: Any, resource: dict[str, Any]) -> Span:
     return Span(
         trace_id=_id_hex(otlp.trace_id, 16, "trace_id"),
         span_id=_id_hex(otlp.span_id, 8, "span_id"),
-        parent_id=_id_hex(otlp.parent_span_id, 8, "parent_span_id", optional=True),
+        parent_id=_optional_id_hex(otlp.parent_span_id, 8, "parent_span_id"),
         name=otlp.name or "",
         start_time=(otlp.start_time_unix_nano or 0) / 1e9,
         end_time=end_ns / 1e9 if end_ns else None,
@@ -197,8 +198,10 @@ def encode_response(kind: str, rejected: int = 0, error_message: str = "") -> by
             response.partial_success.rejected_spans = rejected
             response.partial_success.error_message = error_message
         return response.SerializeToString()
-    partial = pj.ExportTracePartialSuccess(rejected_spans=rejected, error_message=error_message)
-    return pj.ExportTraceServiceResponse(partial_success=partial if rejected or error_message else None).to_json().encode()
+    # the generated classes are dataclasses behind an alias mypy cannot follow: their fields look unknown
+    partial = pj.ExportTracePartialSuccess(rejected_spans=rejected, error_message=error_message)  # type: ignore[call-arg]
+    response_json = pj.ExportTraceServiceResponse(partial_success=partial if rejected or error_message else None)  # type: ignore[call-arg]
+    return response_json.to_json().encode()
 
 
 def encode_error(kind: str | None, status: int, message: str) -> tuple[bytes, str]:

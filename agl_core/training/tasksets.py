@@ -22,7 +22,7 @@ TaskLoader = Callable[[Split, int], list[Task]]
 def _math(split: Split, n: int) -> list[Task]:
     rng = random.Random(1000 if split == "train" else 2000)
     seen: set[str] = set()
-    tasks = []
+    tasks: list[Task] = []
     while len(tasks) < n:
         a, b = rng.randint(2, 99), rng.randint(2, 99)
         op = rng.choice("+-*")
