@@ -14,11 +14,9 @@ import json
 from typing import Any, Callable, Sequence
 
 from agl_core.runtime.graders import grade
-from agl_core.tracing import semconv
+from agl_core.tracing import genai
 from agl_core.tracing.context import current_resources
-from agl_core.tracing.convert import json_attr
 from agl_core.tracing.emit import emit_reward, emit_tool_call
-from agl_core.tracing.provider import get_tracer
 from agl_core.types import PromptTemplate, Resource
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object"}
@@ -79,15 +77,7 @@ class Agent:
 
     def _run_tool(self, call: Any) -> str:
         name = call.function.name
-        with get_tracer().start_as_current_span(semconv.tool_span_name(name)) as span:
-            span.set_attributes(
-                {
-                    semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
-                    semconv.GEN_AI_TOOL_NAME: name,
-                    semconv.GEN_AI_TOOL_CALL_ID: call.id or "",
-                    semconv.GEN_AI_TOOL_CALL_ARGUMENTS: call.function.arguments or "",
-                }
-            )
+        with genai.tool_span(name, arguments=call.function.arguments or "", call_id=call.id) as span:
             try:
                 if name not in self.tools:
                     raise KeyError(f"unknown tool {name!r}")
@@ -95,7 +85,7 @@ class Agent:
                 result = str(self.tools[name](**args))
             except Exception as exc:  # the model sees the error and may recover
                 result = f"error: {type(exc).__name__}: {exc}"
-            span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, result)
+            genai.record_tool_result(span, result)
             return result
 
     def run(self, question: str, resources: dict[str, Resource] | None = None) -> str:
@@ -119,10 +109,9 @@ class Agent:
         return text
 
     def __call__(self, task: Any, resources: dict[str, Resource]) -> float | None:
-        with get_tracer().start_as_current_span(semconv.agent_span_name(self.name)) as span:
-            span.set_attributes({semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: self.name})
+        with genai.agent_span(self.name) as span:
             output = self.run(task_question(task), resources)
-            span.set_attribute(semconv.AGL_ROLLOUT_OUTPUT, json_attr(output))
+            genai.record_output(span, output)
         reward = grade(task, output)
         if reward is not None:
             emit_reward(reward)

@@ -18,18 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from agl_core.runtime.heartbeat import Heartbeat
-from agl_core.runtime.telemetry import (
-    configure,
-    flush,
-    register_rollout_store,
-    release_rollout_store,
-)
+from agl_core.runtime.attempt import attempt_lifecycle
+from agl_core.runtime.telemetry import configure
 from agl_core.store.base import LightningStore
-from agl_core.tracing import semconv
-from agl_core.tracing.context import RolloutContext, rollout_context
 from agl_core.tracing.emit import emit_exception
-from agl_core.tracing.provider import get_tracer
 from agl_core.types import AttemptedRollout, Resource, check_reward
 
 log = logging.getLogger("agentlightning")
@@ -97,38 +89,27 @@ class Runner:
             store.get_resources(attempted.resources_id) if attempted.resources_id else store.get_latest_resources()
         )
         resources = dict(resources_update.resources) if resources_update else {}
-        ctx = RolloutContext(
-            rollout_id=attempted.rollout_id,
-            attempt_id=attempted.attempt.attempt_id,
-            resources_id=resources_update.resources_id if resources_update else None,
-            resources=resources,
-            store=store,
-            mode=attempted.mode,
-        )
-        register_rollout_store(ctx.rollout_id, store)
-        status, reward, error = "succeeded", None, None
         try:
-            with rollout_context(ctx), Heartbeat(store, ctx.rollout_id, ctx.attempt_id, self.heartbeat_interval):
-                with get_tracer().start_as_current_span(semconv.agent_span_name(self.agent.name)) as span:
-                    span.set_attributes(
-                        {
-                            semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT,
-                            semconv.GEN_AI_AGENT_NAME: self.agent.name,
-                        }
-                    )
-                    try:
-                        result = self.agent(attempted.input, resources)
-                        if inspect.isawaitable(result):
-                            result = asyncio.run(_await(result))
-                        reward = None if result is None else check_reward(result)
-                    except Exception as exc:
-                        emit_exception(exc)
-                        status, error = "failed", f"{type(exc).__name__}: {exc}"
-                        log.warning("rollout %s failed: %s", ctx.rollout_id, error)
-        finally:
-            flush()
-            release_rollout_store(ctx.rollout_id)
-        store.update_attempt(ctx.rollout_id, ctx.attempt_id, status, reward=reward, error=error)
+            with attempt_lifecycle(
+                store,
+                attempted.rollout_id,
+                attempted.attempt.attempt_id,
+                agent=self.agent.name,
+                resources_id=resources_update.resources_id if resources_update else None,
+                resources=resources,
+                mode=attempted.mode,
+                heartbeat_interval=self.heartbeat_interval,
+            ) as attempt:
+                try:
+                    result = self.agent(attempted.input, resources)
+                    if inspect.isawaitable(result):
+                        result = asyncio.run(_await(result))
+                    attempt.reward = None if result is None else check_reward(result)
+                except Exception as exc:
+                    emit_exception(exc)  # in the rollout, so the store (and its retry policy) sees it
+                    raise
+        except Exception as exc:
+            log.warning("rollout %s failed: %s: %s", attempted.rollout_id, type(exc).__name__, exc)
         with self._count_lock:
             self.completed += 1
 

@@ -14,19 +14,11 @@ import inspect
 from typing import Any, Callable
 
 from opentelemetry.trace import Span as OtelSpan
-from opentelemetry.trace import Status, StatusCode
 
-from agl_core.runtime.heartbeat import Heartbeat
-from agl_core.runtime.telemetry import (
-    default_store,
-    flush,
-    register_rollout_store,
-    release_rollout_store,
-)
-from agl_core.tracing import semconv
-from agl_core.tracing.context import RolloutContext, current_rollout, rollout_context
-from agl_core.tracing.convert import json_attr
-from agl_core.tracing.provider import get_tracer
+from agl_core.runtime.attempt import attempt_lifecycle
+from agl_core.runtime.telemetry import default_store
+from agl_core.tracing import genai
+from agl_core.tracing.context import RolloutContext, current_rollout
 
 
 class _Trace:
@@ -35,53 +27,34 @@ class _Trace:
         self.rollout: RolloutContext | None = None
         self.span: OtelSpan | None = None
         self._stack: contextlib.ExitStack | None = None
-        self._owned = False
 
     def set_output(self, output: Any) -> None:
         """Record the agent's output on the root span."""
-        if self.span is not None and output is not None:
-            self.span.set_attribute(semconv.AGL_ROLLOUT_OUTPUT, json_attr(output))
+        if self.span is not None:
+            genai.record_output(self.span, output)
 
     # --- context manager ---------------------------------------------------------------------
     def __enter__(self) -> "_Trace":
         stack = contextlib.ExitStack()
-        rollout = current_rollout()
-        if rollout is None:
+        if current_rollout() is None:  # a rollout of our own
             store = default_store()
             attempted = store.start_rollout(self.input, task_id=self.task_id, metadata={"agent": self.name})
-            rollout = RolloutContext(attempted.rollout_id, attempted.attempt.attempt_id, store=store)
-            register_rollout_store(rollout.rollout_id, store)
-            stack.enter_context(Heartbeat(store, rollout.rollout_id, rollout.attempt_id))
-            self._owned = True
-            stack.enter_context(rollout_context(rollout))
-        self.rollout = rollout
-        self.span = stack.enter_context(
-            get_tracer().start_as_current_span(
-                semconv.agent_span_name(self.name), record_exception=False, set_status_on_exception=False
+            attempt = stack.enter_context(
+                attempt_lifecycle(
+                    store, attempted.rollout_id, attempted.attempt.attempt_id, agent=self.name, input=self.input
+                )
             )
-        )
-        self.span.set_attributes(
-            {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: self.name}
-        )
-        if self.input is not None:
-            self.span.set_attribute(semconv.AGL_ROLLOUT_INPUT, json_attr(self.input))
+            self.span = attempt.span
+        else:  # inside a runner's rollout
+            self.span = stack.enter_context(genai.agent_span(self.name, input=self.input))
+        self.rollout = current_rollout()
         self._stack = stack
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        assert self._stack is not None and self.span is not None and self.rollout is not None
-        if exc is not None:
-            self.span.record_exception(exc)
-            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        assert self._stack is not None
         stack, self._stack = self._stack, None
-        stack.close()  # ends the span, the rollout context and the heartbeat
-        if self._owned:
-            store = self.rollout.store
-            flush()
-            status = "failed" if exc is not None else "succeeded"
-            error = f"{type(exc).__name__}: {exc}" if exc is not None else None
-            store.update_attempt(self.rollout.rollout_id, self.rollout.attempt_id, status, error=error)
-            release_rollout_store(self.rollout.rollout_id)
+        stack.__exit__(exc_type, exc, tb)  # fails the span on `exc`; ends the attempt if ours
 
     async def __aenter__(self) -> "_Trace":
         return self.__enter__()

@@ -21,9 +21,6 @@ from agl_core.tracing import semconv
 from agl_core.types import Resource
 
 _ROLLOUT_KEY = otel_context.create_key("agl-rollout")
-#: Set while a span for an LLM call is open, so that a second instrumentation layer
-#: (e.g. LangChain over openai) does not record the same request twice.
-SUPPRESS_LLM_SPAN_KEY = otel_context.create_key("agl-suppress-llm-span")
 
 
 @dataclass(frozen=True)
@@ -75,19 +72,6 @@ def rollout_context(rollout: RolloutContext) -> Iterator[RolloutContext]:
         yield rollout
     finally:
         otel_context.detach(token)
-
-
-@contextlib.contextmanager
-def suppress_llm_spans() -> Iterator[None]:
-    token = otel_context.attach(otel_context.set_value(SUPPRESS_LLM_SPAN_KEY, True))
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
-
-
-def llm_spans_suppressed() -> bool:
-    return bool(otel_context.get_value(SUPPRESS_LLM_SPAN_KEY))
 
 
 # --- threads -----------------------------------------------------------------------------------

@@ -9,11 +9,8 @@ import os
 import traceback
 from typing import Any, Mapping, Sequence
 
-from opentelemetry import propagate
-from opentelemetry.trace import Status, StatusCode
-
-from agl_core.tracing import semconv
-from agl_core.tracing.context import current_rollout, suppress_llm_spans
+from agl_core.tracing import genai, semconv
+from agl_core.tracing.context import current_rollout
 from agl_core.tracing.convert import json_attr
 from agl_core.tracing.messages import chat_request_attributes, openai_response_to_genai
 from agl_core.tracing.provider import get_tracer
@@ -53,7 +50,7 @@ def emit_exception(exc: BaseException, *, attributes: Mapping[str, Any] | None =
                 semconv.EXCEPTION_STACKTRACE: "".join(traceback.format_exception(exc)),
             }
         )
-        span.set_status(Status(StatusCode.ERROR, str(exc)))
+        genai.fail(span, f"{type(exc).__name__}: {exc}")  # the attributes above hold the exception
 
 
 def emit_annotation(annotations: Mapping[str, Any]) -> None:
@@ -113,16 +110,14 @@ def emit_tool_call(
     client = openai_client_for_rollout()
     attrs = chat_request_attributes(model, list(messages), tools)
     if context is not None:
-        attrs["agl.tool_call.context"] = json_attr(context)
-    with get_tracer().start_as_current_span(semconv.chat_span_name(model)) as span:
-        span.set_attributes(attrs)
-        with suppress_llm_spans():
-            kwargs = dict(request)
-            headers = dict(kwargs.pop("extra_headers", None) or {})
-            propagate.inject(headers)  # traceparent + baggage: `serve` joins this trace
-            kwargs["extra_headers"] = headers
-            if tools:
-                kwargs["tools"] = list(tools)
-            response = client.chat.completions.create(model=model, messages=list(messages), **kwargs)
-        span.set_attributes(openai_response_to_genai(response))
+        attrs[semconv.AGL_TOOL_CALL_CONTEXT] = json_attr(context)
+    kwargs = dict(request)
+    if tools:
+        kwargs["tools"] = list(tools)
+    with genai.chat_span(model, attributes=attrs) as span:
+        # traceparent + baggage of the chat span: `serve` joins this trace
+        kwargs["extra_headers"] = genai.inject_headers(kwargs.pop("extra_headers", None))
+        response = client.chat.completions.create(model=model, messages=list(messages), **kwargs)
+        if span is not None:
+            span.set_attributes(openai_response_to_genai(response))
     return response

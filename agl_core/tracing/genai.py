@@ -245,6 +245,10 @@ def tool_span(
         yield current
 
 
+def tool_result_attributes(result: Any) -> dict[str, Any]:
+    """A tool's result as span attributes: a string as it is, anything else as JSON."""
+    return {semconv.GEN_AI_TOOL_CALL_RESULT: result if isinstance(result, str) else json_attr(result)}
+
+
 def record_tool_result(span: Span, result: Any) -> None:
-    """Keep a tool's result on its span: a string as it is, anything else as JSON."""
-    span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, result if isinstance(result, str) else json_attr(result))
+    span.set_attributes(tool_result_attributes(result))

@@ -27,6 +27,8 @@ GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
 GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
 GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
+GEN_AI_OUTPUT_TYPE = "gen_ai.output.type"
+GEN_AI_AGENT_DESCRIPTION = "gen_ai.agent.description"
 
 OP_CHAT = "chat"
 OP_INVOKE_AGENT = "invoke_agent"
@@ -68,6 +70,9 @@ AGL_OBJECT_JSON = "agl.object.json"
 SPAN_EXCEPTION = "agl.exception"
 SPAN_ANNOTATION = "agl.annotation"
 AGL_ANNOTATION_PREFIX = "agl.annotation."
+
+#: What `emit_tool_call(context=...)` was given, as JSON on its chat span.
+AGL_TOOL_CALL_CONTEXT = "agl.tool_call.context"
 
 # Rollout-level context recorded on the root span of a rollout.
 AGL_ROLLOUT_INPUT = "agl.rollout.input"

@@ -9,7 +9,7 @@ global TracerProvider. We do not wrap any of that again; instrumenting
   user called ``disable_instrumentation()``, which we respect;
 * adds `AgentFrameworkSpanProcessor` to tag executors and chat spans;
 * applies the one-chat-span rule: Agent Framework's chat span is the richest description of the
-  request, so the openai plugin's span under it is suppressed (`agl_core.tracing.context.suppress_llm_spans`
+  request, so the openai plugin's span under it is suppressed (`agl_core.tracing.genai.suppress_llm_spans`
   around ``ChatTelemetryLayer.get_response``). The openai plugin still injects ``traceparent`` /
   ``baggage`` into the HTTP request.
 
@@ -27,7 +27,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from agl_agent_framework.span_processor import AgentFrameworkSpanProcessor
-from agl_core.tracing.context import suppress_llm_spans
+from agl_core.tracing.genai import suppress_llm_spans
 
 log = logging.getLogger("agentlightning")
 

@@ -13,7 +13,7 @@ Which runs become spans:
   ``tools``, ``model``, …) are steps of the agent around them, not agents, when they have one.
 - ``chat {model}``: each chat-model (or LLM) run. This layer owns the chat span: while the model
   runs, its span is the current context and LLM spans are suppressed below it
-  (:func:`agl_core.tracing.context.suppress_llm_spans`), so the openai plugin adds no second span but
+  (:func:`agl_core.tracing.genai.chat_context`), so the openai plugin adds no second span but
   still puts this span in the request's ``traceparent``.
 - ``execute_tool {name}``: each tool run.
 
@@ -25,17 +25,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, convert_to_openai_messages
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agl_core.tracing import semconv
-from agl_core.tracing.context import SUPPRESS_LLM_SPAN_KEY
+from agl_core.tracing import genai, semconv
 from agl_core.tracing.convert import json_attr
 from agl_core.tracing.messages import chat_request_attributes, openai_to_genai
 
@@ -88,11 +86,12 @@ class AglCallbackHandler(BaseCallbackHandler):
             return None, otel_context.get_current()
         return parent, trace.set_span_in_context(parent.span) if parent.span else parent.parent_ctx
 
-    def _open(self, run_id: UUID, parent_run_id: UUID | None, name: str | None, attrs: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL, is_agent: bool = False) -> _Run:
+    def _open(self, run_id: UUID, parent_run_id: UUID | None, start: Callable[..., trace.Span] | None = None, is_agent: bool = False, **describe: Any) -> _Run:
+        """Book the run; `start` (a ``genai.start_*_span``) opens its span, given `describe`."""
         parent, ctx = self._parent(parent_run_id)
         run = _Run(parent_ctx=ctx, is_agent=is_agent, in_agent=is_agent or (parent is not None and parent.in_agent))
-        if name is not None:
-            run.span = self.tracer.start_span(name, context=ctx, kind=kind, attributes=attrs)
+        if start is not None:
+            run.span = start(context=ctx, tracer=self.tracer, **describe)
         with self._lock:
             self._runs[run_id] = run
         return run
@@ -108,8 +107,7 @@ class AglCallbackHandler(BaseCallbackHandler):
             return
         try:
             if error is not None:
-                run.span.record_exception(error)
-                run.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+                genai.fail(run.span, error)
             elif attrs:
                 run.span.set_attributes(attrs)
         finally:
@@ -127,10 +125,9 @@ class AglCallbackHandler(BaseCallbackHandler):
         else:
             agent = name in _AGENT_RUNNABLES
         if agent:
-            attrs = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: str(name)}
-            self._open(run_id, parent_run_id, semconv.agent_span_name(name), attrs, is_agent=True)
+            self._open(run_id, parent_run_id, genai.start_agent_span, is_agent=True, name=str(name))
         else:
-            self._open(run_id, parent_run_id, None, {})
+            self._open(run_id, parent_run_id)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._close(run_id)
@@ -145,15 +142,14 @@ class AglCallbackHandler(BaseCallbackHandler):
         model = params.get("model") or params.get("model_name") or metadata.get("ls_model_name")
         attrs = chat_request_attributes(model, messages, params.get("tools"), provider=metadata.get("ls_provider") or "langchain")
         if metadata.get("ls_structured_output_format") or params.get("response_format"):
-            attrs["gen_ai.output.type"] = "json"
+            attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json"
         for key, attr in (("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE), ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS)):
             if isinstance(params.get(key), (int, float)):
                 attrs[attr] = params[key]
-        run = self._open(run_id, parent_run_id, semconv.chat_span_name(model), attrs, kind=SpanKind.CLIENT)
+        run = self._open(run_id, parent_run_id, genai.start_chat_span, model=model, attributes=attrs)
         if kwargs.get("batch_size", 1) == 1 and run.span is not None:
             # One prompt: make the span current so the client below nests under it and stays quiet.
-            ctx = otel_context.set_value(SUPPRESS_LLM_SPAN_KEY, True, trace.set_span_in_context(run.span))
-            run.token = otel_context.attach(ctx)
+            run.token = otel_context.attach(genai.chat_context(run.span))
 
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID, parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._start_model(run_id, parent_run_id, _openai_messages(messages[0]), metadata, kwargs)
@@ -175,18 +171,11 @@ class AglCallbackHandler(BaseCallbackHandler):
     # --- tools ---------------------------------------------------------------------------------
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None, inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
-        attrs = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
-            semconv.GEN_AI_TOOL_NAME: name,
-            semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json_attr(inputs) if inputs is not None else str(input_str),
-        }
-        if kwargs.get("tool_call_id"):
-            attrs[semconv.GEN_AI_TOOL_CALL_ID] = kwargs["tool_call_id"]
-        self._open(run_id, parent_run_id, semconv.tool_span_name(name), attrs)
+        arguments = inputs if inputs is not None else str(input_str)
+        self._open(run_id, parent_run_id, genai.start_tool_span, name=name, arguments=arguments, call_id=kwargs.get("tool_call_id"))
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        content = getattr(output, "content", output)
-        self._close(run_id, {semconv.GEN_AI_TOOL_CALL_RESULT: content if isinstance(content, str) else json_attr(content)})
+        self._close(run_id, genai.tool_result_attributes(getattr(output, "content", output)))
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._close(run_id, error=error)

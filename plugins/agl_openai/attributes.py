@@ -109,9 +109,9 @@ def chat_completions_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, 
     attrs = chat_request_attributes(kwargs.get("model"), list(kwargs.get("messages") or []), kwargs.get("tools"))
     fmt = kwargs.get("response_format")
     if isinstance(fmt, type):  # a pydantic model given to `parse`
-        attrs["gen_ai.output.type"] = "json"
+        attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json"
     elif isinstance(fmt, Mapping) and fmt.get("type"):
-        attrs["gen_ai.output.type"] = "json" if "json" in str(fmt["type"]) else str(fmt["type"])
+        attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json" if "json" in str(fmt["type"]) else str(fmt["type"])
     return attrs | _sampling_attributes(kwargs, max_tokens_key="max_tokens")
 
 

@@ -1,10 +1,10 @@
 """wrapt wrappers around the openai client's request methods: one ``chat {model}`` span per request.
 
-Rule shared by every Agent Lightning plugin: the *outermost* instrumented layer that describes an
-LLM request owns its ``chat`` span and marks the context with
-:func:`agl_core.tracing.context.suppress_llm_spans`; this layer is the innermost, so it records a span
-only when nothing above did. Either way it injects W3C ``traceparent``/``baggage`` into the
-request headers, so a server-side span (the project's ``serve``) joins the agent's trace.
+Rule shared by every Agent Lightning plugin (:mod:`agl_core.tracing.genai`): the *outermost*
+instrumented layer that describes an LLM request owns its ``chat`` span; this layer is the
+innermost, so it records a span only when nothing above did. Either way it injects W3C
+``traceparent``/``baggage`` into the request headers, so a server-side span (the project's
+``serve``) joins the agent's trace.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import logging
 from typing import Any, Callable
 
 import wrapt
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
 
-from agl_core.tracing import semconv
-from agl_core.tracing.context import SUPPRESS_LLM_SPAN_KEY, llm_spans_suppressed
+from agl_core.tracing import genai, semconv
 from agl_core.tracing.messages import openai_response_to_genai
 from agl_openai.attributes import (
     ChatStreamAccumulator,
@@ -42,10 +39,7 @@ SWITCH = _Switch()
 
 def inject_trace_headers(kwargs: dict[str, Any]) -> None:
     """Add ``traceparent``/``baggage`` of the current context to the request (caller's headers win)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    if carrier:
-        kwargs["extra_headers"] = {**carrier, **(kwargs.get("extra_headers") or {})}
+    kwargs["extra_headers"] = genai.inject_headers(kwargs.get("extra_headers"))
 
 
 class _Api:
@@ -81,8 +75,7 @@ RESPONSES = _Api(responses_request_attributes, responses_response_attributes, _R
 def _end(span: trace.Span, attributes: Callable[[], dict[str, Any]], error: BaseException | None = None) -> None:
     try:
         if error is not None:
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            genai.fail(span, error)
         else:
             span.set_attributes(attributes())
     except Exception:
@@ -190,20 +183,16 @@ def _safe_add(accumulator: Any, item: Any) -> None:
         log.debug("could not accumulate a streamed chunk", exc_info=True)
 
 
-def _start(tracer: trace.Tracer, api: _Api, kwargs: dict[str, Any]) -> tuple[trace.Span | None, Any]:
-    """Open the chat span and make it current (with LLM spans suppressed below it); None if we must not."""
-    if llm_spans_suppressed():
-        return None, None
+def _start(tracer: trace.Tracer, api: _Api, kwargs: dict[str, Any]) -> trace.Span | None:
+    """The chat span of this request; None when an outer layer owns it (or it cannot be described)."""
+    if genai.llm_span_suppressed():
+        return None
     try:
         attrs = api.request(kwargs)
-        span = tracer.start_span(
-            semconv.chat_span_name(attrs.get(semconv.GEN_AI_REQUEST_MODEL)), kind=SpanKind.CLIENT, attributes=attrs
-        )
+        return genai.start_chat_span(attrs.get(semconv.GEN_AI_REQUEST_MODEL), attributes=attrs, tracer=tracer)
     except Exception:
         log.debug("could not open a chat span", exc_info=True)
-        return None, None
-    ctx = otel_context.set_value(SUPPRESS_LLM_SPAN_KEY, True, trace.set_span_in_context(span))
-    return span, otel_context.attach(ctx)
+        return None
 
 
 def _finish(span: trace.Span, api: _Api, result: Any, stream_cls: type) -> Any:
@@ -217,18 +206,14 @@ def sync_wrapper(tracer: trace.Tracer, api: _Api) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         if not SWITCH.on:
             return wrapped(*args, **kwargs)
-        span, token = _start(tracer, api, kwargs)
-        try:
+        span = _start(tracer, api, kwargs)
+        if span is None:
+            inject_trace_headers(kwargs)
+            return wrapped(*args, **kwargs)
+        with genai.use_chat_span(span):  # a failed request fails and ends the span
             inject_trace_headers(kwargs)
             result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if span is not None:
-                _end(span, dict, exc)
-            raise
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-        return result if span is None else _finish(span, api, result, _SyncStream)
+        return _finish(span, api, result, _SyncStream)
 
     return wrapper
 
@@ -237,17 +222,13 @@ def async_wrapper(tracer: trace.Tracer, api: _Api) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         if not SWITCH.on:
             return await wrapped(*args, **kwargs)
-        span, token = _start(tracer, api, kwargs)
-        try:
+        span = _start(tracer, api, kwargs)
+        if span is None:
+            inject_trace_headers(kwargs)
+            return await wrapped(*args, **kwargs)
+        with genai.use_chat_span(span):  # a failed request fails and ends the span
             inject_trace_headers(kwargs)
             result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if span is not None:
-                _end(span, dict, exc)
-            raise
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-        return result if span is None else _finish(span, api, result, _AsyncStream)
+        return _finish(span, api, result, _AsyncStream)
 
     return wrapper
