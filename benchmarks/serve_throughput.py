@@ -24,11 +24,11 @@ import time
 
 import openai
 import torch
-from agl_trl import arith
-from agl_trl.serve import ModelServer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agl_core.store import LightningStore
+from agl_trl import arith
+from agl_trl.serve.app import ModelServer
 
 
 def prompts(n: int) -> list[list[dict]]:

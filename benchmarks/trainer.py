@@ -23,11 +23,12 @@ import time
 from typing import Any
 
 import torch
+from datasets import Dataset
+
 from agl_trl import arith
 from agl_trl.config import RLConfig
 from agl_trl.rl import Batch, RLAlgorithm, _StepContext
 from agl_trl.tiny_model import CHAT_TEMPLATE, TinyModelSpec, new_model, train_tokenizer
-from datasets import Dataset
 
 
 def build(hidden: int, layers: int) -> tuple[Any, Any]:

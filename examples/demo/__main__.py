@@ -16,13 +16,13 @@ import time
 from typing import Any
 
 import torch
+from openai import OpenAI
+
+import agentlightning as agl
 
 # The task ships with the trainer because the tiny model is warm-started on it.
 from agl_trl import arith
 from agl_trl.tiny_model import build_tiny_model
-from openai import OpenAI
-
-import agentlightning as agl
 
 
 @agl.rollout(name="calc-agent")

@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import agentlightning as agl
+from agl_core.store import LightningStore
+from agl_trl.serve.app import ModelServer
+from tests.trainers import serve_model
 from tests.trainers.rl_fixtures import save_policy, single_thread
 
 
@@ -16,3 +20,28 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     threads = single_thread()
     yield save_policy(tmp_path_factory.mktemp("policy"))
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The serve tests' memorising model and tokenizer, built once per module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 2-layer model: more threads only add contention
+    yield serve_model.build()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def store():
+    """A fresh in-memory store, this process's default span store."""
+    store = LightningStore("memory://")
+    agl.configure(store=store)
+    return store
+
+
+@pytest.fixture()
+def server(tiny, store):
+    """A started `ModelServer` on `tiny` at policy version 3, its spans going to `store`."""
+    model, tokenizer = tiny
+    with ModelServer(model, tokenizer, model_name="policy", store=store, policy_version=3) as server:
+        yield server

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from agl_trl.config import RLConfig
 
 import agentlightning as agl
 from agl_core.tracing import semconv
 from agl_core.tracing.provider import get_tracer
+from agl_trl.config import RLConfig
 from tests.trainers import serve_model
 
 #: Tasks the tiny policy knows: the calculator question (tool call when greedy) and the greeting.

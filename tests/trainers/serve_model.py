@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from agl_trl.tiny_model import CHAT_TEMPLATE
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from agl_trl.tiny_model import CHAT_TEMPLATE
 
 TOOLS = [
     {

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from agl_trl.losses import (
     grpo_advantages,
     grpo_loss,

@@ -7,6 +7,11 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+
+import agentlightning as agl
+from agl_core.tracing.emit import emit_tool_call
+from agl_core.training.algorithm import fit
 from agl_trl.checkpoints import (
     STATE_FILE,
     latest_checkpoint,
@@ -15,11 +20,6 @@ from agl_trl.checkpoints import (
     prune_checkpoints,
 )
 from agl_trl.rl import RLAlgorithm
-from safetensors.torch import load_file
-
-import agentlightning as agl
-from agl_core.tracing.emit import emit_tool_call
-from agl_core.training.algorithm import fit
 from tests.trainers.rl_fixtures import CALC, HI, length_reward, rl_config
 
 TASKS = [agl.Task(task_id="a", input=HI), agl.Task(task_id="b", input=CALC), agl.Task(task_id="c", input={"question": "Say hello", "answer": 1})]

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from agl_trl.rl import RLAlgorithm
-from agl_trl.serve_engine import BatchedGenerator
 from transformers import AutoTokenizer
 
 import agentlightning as agl
 from agl_core.tracing.emit import emit_tool_call
 from agl_core.training.adapters import rollout_triplets
 from agl_core.training.algorithm import fit
+from agl_trl.rl import RLAlgorithm
+from agl_trl.serve.engine import BatchedGenerator
 from tests.trainers.rl_fixtures import (
     CALC,
     HI,

@@ -8,8 +8,9 @@ import threading
 
 import pytest
 import torch
-from agl_trl.serve_engine import BatchedGenerator, SamplingParams
 
+from agl_trl.serve.batch import SamplingParams
+from agl_trl.serve.engine import BatchedGenerator
 from tests.trainers import serve_model
 from tests.trainers.serve_model import GREETING, QUESTION, TOOLS
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from agl_trl.export import run_checkpoint
-from agl_trl.sft import trace_examples
 from safetensors.torch import load_file
 
 import agentlightning as agl
 from agl_core.tracing.emit import emit_tool_call
+from agl_trl.export import run_checkpoint
+from agl_trl.sft import trace_examples
 from tests.trainers.rl_fixtures import CALC, HI, length_reward
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("transformers")
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
 from agl_trl import arith  # noqa: E402
 from agl_trl.tiny_model import TinyModelSpec, build_tiny_model, tiny_model_path  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 SPEC = TinyModelSpec(name="tiny-test", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                      warmstart_steps=2, batch_size=8)

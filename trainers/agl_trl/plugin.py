@@ -12,7 +12,7 @@ from agl_core.plugins.hookspecs import hookimpl
 
 @hookimpl
 def agl_cli_commands() -> list[Any]:
-    from agl_trl.serve_cli import serve
+    from agl_trl.serve.cli import serve
 
     return [serve]
 

@@ -56,7 +56,7 @@ def load_policy(name: str, *, lora: bool = False, lora_rank: int = 16, adapter: 
 
     `adapter`: a LoRA checkpoint folder to continue from; `lora` wraps a fresh adapter otherwise.
     """
-    from agl_trl.serve import load_model
+    from .loading import load_model
 
     model, tokenizer = load_model(resolve_model_path(name))
     if tokenizer.pad_token_id is None:
@@ -93,7 +93,7 @@ def policy_to_train(cfg: Any, output_dir: Path, resume: bool) -> tuple[Any, Any,
 
 def load_checkpoint_model(path: str | Path) -> tuple[Any, Any]:
     """A saved checkpoint (full weights, or a LoRA adapter on its base) ready to serve."""
-    from agl_trl.serve import load_model
+    from .loading import load_model
 
     path = Path(path)
     if (path / "adapter_config.json").exists():
@@ -166,7 +166,7 @@ def serving(
     fixed: dict[str, Any] | None = None,
 ) -> Iterator[Any]:
     """A started `ModelServer` on `model` with a `SamplingHook(store, fixed)` installed."""
-    from agl_trl.serve import ModelServer
+    from .serve.app import ModelServer
 
     server = ModelServer(model, tokenizer, model_name=model_name, store=store, policy_version=version)
     server.request_hook = SamplingHook(store, fixed)

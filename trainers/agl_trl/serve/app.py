@@ -1,28 +1,4 @@
-"""``agent-lightning serve``: an OpenAI-compatible endpoint that records what the policy sampled.
-
-Every call to ``/v1/chat/completions`` or ``/v1/completions`` records one span ``chat {model}``
-(GenAI request/response attributes plus ``agl.prompt.token_ids``, ``agl.response.token_ids``,
-``agl.response.logprobs`` and ``agl.policy.version``) as a child of the caller's span, taken from
-the W3C ``traceparent``/``baggage`` headers; the baggage's rollout ids tag it. Callers that are not
-instrumented use the rollout-scoped base URL ``/rollout/{rollout_id}/attempt/{attempt_id}/v1``.
-
-Choices (``n > 1``): one span per request. ``agl.response.token_ids``/``agl.response.logprobs``
-hold choice 0 — the one ``gen_ai.output.messages[0]`` shows and agents continue with — so a
-triplet gets exactly the ids of the response its agent saw; every choice's ids and logprobs are
-in ``agl.response.choices.token_ids``/``agl.response.choices.logprobs`` (JSON lists, by index).
-
-Token ids include the end-of-sequence token when it was sampled; decoded without special tokens
-they give the returned text (before tool-call parsing). With a ``stop`` string the ids run up to
-the token that completed it, while the text is cut before it. Logprobs: see `serve_engine`.
-
-Every request's ``model`` is served by the one policy and recorded as given, so that agents
-sharing the server can be told apart (selective optimization falls back to the model name).
-Streaming (``stream: true``) from a local model sends text as the engine samples it — held back
-only while it could still turn into a ``stop`` string or a tool call (see
-`serve_protocol.TextStream`); tool calls, finish reasons and usage come at the end, and the span
-is recorded once the generation finishes, as without streaming. A proxy streams from its upstream
-and relays each chunk as it arrives; the span is recorded from the chunks once the stream ends.
-"""
+"""`ModelServer`: the HTTP side of ``serve`` (routes, request handling, streaming, the server's lifecycle)."""
 
 from __future__ import annotations
 
@@ -48,73 +24,26 @@ from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.background import UvicornThread
 from agl_core.store.base import LightningStore
 from agl_core.tracing import semconv
-from agl_core.tracing.convert import json_attr
-from agl_core.tracing.messages import chat_request_attributes, openai_response_to_genai
 from agl_core.tracing.provider import get_tracer
 from agl_core.types import LLMEndpoint
-from agl_trl.serve_backends import (
-    LocalBackend,
-    ProxyBackend,
-    StreamedReply,
-    UpstreamError,
-)
-from agl_trl.serve_engine import (
-    DEFAULT_BATCH_WINDOW_S,
-    DEFAULT_MAX_BATCH_SIZE,
-    BatchedGenerator,
-)
-from agl_trl.serve_protocol import (
-    BadRequest,
-    Request,
+
+from .backends import LocalBackend, ProxyBackend, StreamedReply, UpstreamError
+from .engine import DEFAULT_BATCH_WINDOW_S, DEFAULT_MAX_BATCH_SIZE, BatchedGenerator
+from .protocol import BadRequest, Request, parse_request
+from .responses import (
     Result,
     TextStream,
     chat_body,
     completion_body,
     final_chunks,
-    parse_request,
     stream_chunk,
 )
+from .spans import PROVIDER, span_attributes
 
 log = logging.getLogger("agentlightning.serve")
 
-#: Every choice's sampled ids / logprobs (JSON list of lists) when a request asks for ``n > 1``.
-PROVIDER = "agentlightning"
 #: Where ``agent-lightning serve`` reads its API key from when ``--api-key`` is not given.
 API_KEY_ENV = "AGL_SERVE_API_KEY"
-
-
-def _span_attributes(req: Request, result: Result, body: dict[str, Any]) -> dict[str, Any]:
-    if req.kind == "chat":
-        attrs = chat_request_attributes(req.model, req.messages, req.tools, provider=PROVIDER)
-        attrs.update(openai_response_to_genai(body))
-    else:  # a raw prompt is recorded as one user message, its text as the assistant's
-        prompt = req.prompt if isinstance(req.prompt, str) else ""
-        attrs = chat_request_attributes(req.model, [{"role": "user", "content": prompt}], provider=PROVIDER)
-        as_chat = {
-            **body,
-            "choices": [
-                {"message": {"role": "assistant", "content": c["text"]}, "finish_reason": c["finish_reason"]}
-                for c in body["choices"]
-            ],
-        }
-        attrs.update(openai_response_to_genai(as_chat))
-    attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] = req.temperature
-    attrs[semconv.GEN_AI_REQUEST_TOP_P] = req.top_p
-    if req.max_tokens is not None:
-        attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = req.max_tokens
-    if result.prompt_token_ids is not None:
-        attrs[semconv.AGL_PROMPT_TOKEN_IDS] = result.prompt_token_ids
-    first = result.choices[0] if result.choices else None
-    if first is not None and first.token_ids is not None:
-        attrs[semconv.AGL_RESPONSE_TOKEN_IDS] = first.token_ids
-        if first.logprobs is not None:
-            attrs[semconv.AGL_RESPONSE_LOGPROBS] = first.logprobs
-    if len(result.choices) > 1 and all(c.token_ids is not None for c in result.choices):
-        attrs[semconv.AGL_RESPONSE_CHOICES_TOKEN_IDS] = json_attr([c.token_ids for c in result.choices])
-        attrs[semconv.AGL_RESPONSE_CHOICES_LOGPROBS] = json_attr([c.logprobs for c in result.choices])
-    if result.policy_version is not None:
-        attrs[semconv.AGL_POLICY_VERSION] = result.policy_version
-    return attrs
 
 
 def _sse(chunk: dict[str, Any]) -> str:
@@ -131,7 +60,11 @@ class ModelServer:
     ``ModelServer(model, tokenizer)`` serves a transformers model (on the model's device);
     ``ModelServer(proxy="http://vllm:8000/v1")`` forwards to an upstream instead. Spans go through
     this process's OpenTelemetry setup: `store`, when given, becomes its default span store
-    (``agl_core.runtime.telemetry.configure``); rollouts registered in-process keep their own store.
+    (``agl_core.runtime.telemetry.configure``) when the server starts; rollouts registered
+    in-process keep their own store.
+
+    Building one binds nothing and starts nothing: `start` (or ``with``) configures the spans' store,
+    starts the engine's thread and binds ``host:port``; `base_url` is known from then on.
 
     Defaults: ``port=0`` picks a free port; ``max_batch_size=64`` sequences per batch;
     ``batch_window_s=0`` (a lone request starts at once; later ones join it). With an `api_key`, every
@@ -159,7 +92,8 @@ class ModelServer:
             raise ValueError("give either a model (with its tokenizer) or a proxy URL")
         check_bind(host, api_key, service="the model", token_env=API_KEY_ENV, flag="--api-key")
         self.api_key = api_key
-        configure(store)
+        self.store = store
+        self.host, self.port = host, port
         self.model_name = model_name
         self.tokenizer = tokenizer
         self.engine: BatchedGenerator | None = None
@@ -177,8 +111,7 @@ class ModelServer:
         #: generation: lets a trainer impose its sampling (temperature, seeds) on agents it does not own.
         self.request_hook: Callable[[Request, str | None, str | None], Request] | None = None
         self._tracer = get_tracer()
-        self._http = UvicornThread(self.app(), host, port, name="agl-serve", timeout_keep_alive=30)
-        self.host, self.port = self._http.host, self._http.port
+        self._http: UvicornThread | None = None
 
     # --- policy -------------------------------------------------------------------------------
     @property
@@ -208,6 +141,8 @@ class ModelServer:
     # --- addresses ----------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
+        if self._http is None:
+            raise RuntimeError("the server has no address before it starts: call start() or use it in a with block")
         return f"http://{self.host}:{self.port}/v1"
 
     def endpoint(self, rollout_scoped: bool = True) -> LLMEndpoint:
@@ -222,13 +157,27 @@ class ModelServer:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> "ModelServer":
+        """Bind ``host:port`` (``0``: a free port, then in `port`) and serve until `stop`."""
+        if self._http is not None:
+            raise RuntimeError(f"the server is already running at {self.base_url}")
+        configure(self.store)
+        http = UvicornThread(self.app(), self.host, self.port, name="agl-serve", timeout_keep_alive=30)
         if self.engine is not None:
             self.engine.start()
-        self._http.start(timeout)
+        try:
+            http.start(timeout)
+        except BaseException:
+            http.stop()
+            if self.engine is not None:
+                self.engine.stop()
+            raise
+        self._http, self.host, self.port = http, http.host, http.port
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._http.stop(timeout)
+        if self._http is not None:
+            self._http.stop(timeout)
+            self._http = None
         if self.engine is not None:
             self.engine.stop()
 
@@ -338,7 +287,7 @@ class ModelServer:
     def _record(self, span: trace.Span, req: Request, kind: str, result: Result) -> dict[str, Any]:
         """The response body for `result`, its attributes set on `span`."""
         body = chat_body(req, result, self.tokenizer) if kind == "chat" else completion_body(req, result, self.tokenizer)
-        span.set_attributes(_span_attributes(req, result, body))
+        span.set_attributes(span_attributes(req, result, body))
         return body
 
     @staticmethod
@@ -413,51 +362,3 @@ class ModelServer:
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
-
-
-# --- checkpoints from the store (separate-process `serve`) -------------------------------------
-
-
-def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
-    """A model (on CUDA in bfloat16 when there is one, else CPU float32) and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    return model.eval(), AutoTokenizer.from_pretrained(path)
-
-
-def watch_checkpoints(server: ModelServer, store: LightningStore, poll_s: float, stop: threading.Event) -> None:
-    """Poll the store's latest resources; on a new ``ModelCheckpoint`` load it and bump the version.
-
-    The version is the published ``LLMEndpoint.policy_version`` when there is one, else the
-    checkpoint's step, else the current version + 1. A proxy only tracks the version (the
-    upstream loads its own weights).
-    """
-    seen: str | None = None
-    loaded: tuple[str, int | None] | None = None
-    while not stop.wait(poll_s):
-        try:
-            latest = store.get_latest_resources()
-            if latest is None or latest.resources_id == seen:
-                continue
-            seen = latest.resources_id
-            resources = list(latest.resources.values())
-            checkpoint = next((r for r in resources if r.resource_type == "checkpoint"), None)
-            if checkpoint is None or (checkpoint.path, checkpoint.step) == loaded:
-                continue
-            endpoint = next((r for r in resources if r.resource_type == "llm" and r.policy_version is not None), None)
-            version = endpoint.policy_version if endpoint is not None else checkpoint.step
-            if version is None:
-                version = (server.policy_version or 0) + 1
-            model = None
-            if server.engine is not None:
-                device = str(next(server.engine.model.parameters()).device)
-                model, _ = load_model(checkpoint.path, device)
-            server.set_policy(model, version=version)
-            loaded = (checkpoint.path, checkpoint.step)
-            log.info("serving %s as policy version %s", checkpoint.path, version)
-        except Exception:
-            log.exception("could not load the latest checkpoint")

@@ -14,15 +14,10 @@ from typing import Any, AsyncGenerator, Awaitable
 
 import httpx
 
-from agl_trl.serve_engine import BatchedGenerator, SamplingParams, TokenCallback
-from agl_trl.serve_protocol import (
-    DEFAULT_MAX_TOKENS,
-    BadRequest,
-    Choice,
-    Request,
-    Result,
-    finish_chat_choice,
-)
+from .batch import SamplingParams, TokenCallback
+from .engine import BatchedGenerator
+from .protocol import DEFAULT_MAX_TOKENS, BadRequest, Request
+from .responses import Choice, Result, finish_chat_choice
 
 log = logging.getLogger("agentlightning.serve")
 

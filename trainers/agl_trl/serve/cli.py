@@ -43,7 +43,9 @@ def serve(
     from agl_core.runtime.telemetry import default_store
     from agl_core.server.access import AccessError, check_bind
     from agl_core.store.base import LightningStore
-    from agl_trl.serve import API_KEY_ENV, ModelServer, load_model, watch_checkpoints
+    from agl_trl.loading import load_model
+    from agl_trl.serve.app import API_KEY_ENV, ModelServer
+    from agl_trl.serve.watch import watch_checkpoints
 
     try:
         check_bind(host, api_key, service="the model", token_env=API_KEY_ENV, flag="--api-key")  # before loading anything

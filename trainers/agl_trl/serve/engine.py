@@ -32,21 +32,27 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import inspect
 import logging
 import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
-log = logging.getLogger("agentlightning.serve")
+from .batch import (
+    Job,
+    KVBatch,
+    Row,
+    SamplingParams,
+    TokenCallback,
+    cache_kwarg,
+    eos_ids,
+    joinable,
+)
 
-#: ``on_token(choice_index, token_id)``: told of each sampled token as the engine samples it.
-TokenCallback = Callable[[int, int], None]
+log = logging.getLogger("agentlightning.serve")
 
 #: Default cap on the sequences generated together (a request with ``n`` choices counts ``n``).
 DEFAULT_MAX_BATCH_SIZE = 64
@@ -55,119 +61,6 @@ DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_BATCH_WINDOW_S = 0.0
 #: ... and newcomers wait at most this long to join a running batch (see `_worth_a_prefill`).
 DEFAULT_MAX_WAIT_S = 0.05
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    max_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    #: How many alternatives per position to report (OpenAI ``top_logprobs``); 0 for none.
-    top_logprobs: int = 0
-    #: Keep generating after an end-of-sequence token (vLLM's ``ignore_eos``; for benchmarks).
-    ignore_eos: bool = False
-
-
-@dataclass
-class Sample:
-    """One generated sequence. `token_ids` are exactly the sampled ids, end-of-sequence token included
-    when it was sampled; `text` is their decoding without special tokens, cut before a stop string."""
-
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)
-    text: str = ""
-    finish_reason: str = "length"
-    #: the engine's `version` when this sample was generated.
-    policy_version: int | None = None
-
-
-@dataclass
-class _Job:
-    prompt_ids: list[int]
-    params: SamplingParams
-    n: int
-    on_token: TokenCallback | None = None
-    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
-    #: one per choice, filled as its row generates
-    samples: list[Sample] = field(default_factory=list)
-
-
-@dataclass
-class _Row:
-    job: _Job
-    index: int  # choice index within the job
-    generator: torch.Generator | None
-    sample: Sample = field(default_factory=Sample)
-    done: bool = False
-
-
-def _cache_kwarg(model: torch.nn.Module) -> str:
-    """transformers 5 renamed the forward's ``past_key_values`` argument to ``cache``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    for value in (getattr(getattr(model, "generation_config", None), "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(int(v) for v in value)
-    return ids
-
-
-class _Batch:
-    """The rows being generated together and their shared state, kept aligned by batch position:
-    `cache` (its length is ``attention.shape[1]``), `attention` (left padding is 0), `next_pos`
-    (the position of each row's next token) and `tokens` (each row's last sampled token, not yet
-    in the cache)."""
-
-    def __init__(self, rows: list[_Row], cache: Any, attention: torch.Tensor, next_pos: torch.Tensor, tokens: torch.Tensor) -> None:
-        self.rows, self.cache, self.attention, self.next_pos, self.tokens = rows, cache, attention, next_pos, tokens
-
-    def keep(self, kept: list[int]) -> None:
-        """Keep only the batch positions `kept`; drop leading columns no remaining row attends to."""
-        if not kept:  # every row finished: nothing left to select
-            self.rows = []
-            return
-        if len(kept) < len(self.rows):
-            index = torch.tensor(kept, dtype=torch.long, device=self.attention.device)
-            self.cache.batch_select_indices(index)
-            self.attention, self.next_pos, self.tokens = self.attention[index], self.next_pos[index], self.tokens[index]
-            self.rows = [self.rows[b] for b in kept]
-        if self.rows and _joinable(self.cache):
-            used = self.attention.any(0).nonzero()
-            start = int(used[0]) if len(used) else 0
-            if start > 0:
-                self.attention = self.attention[:, start:]
-                for layer in self.cache.layers:
-                    layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
-
-    def join(self, other: "_Batch") -> None:
-        """Append `other`'s rows, left-padding whichever cache is shorter."""
-        width = max(self.attention.shape[1], other.attention.shape[1])
-        for batch in (self, other):
-            pad = width - batch.attention.shape[1]
-            if pad:
-                batch.attention = torch.nn.functional.pad(batch.attention, (pad, 0))
-                for layer in batch.cache.layers:
-                    layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, pad, 0))
-                    layer.values = torch.nn.functional.pad(layer.values, (0, 0, pad, 0))
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
-        self.attention = torch.cat([self.attention, other.attention])
-        self.next_pos, self.tokens = torch.cat([self.next_pos, other.next_pos]), torch.cat([self.tokens, other.tokens])
-        self.rows += other.rows
-
-
-def _joinable(cache: Any) -> bool:
-    from transformers.cache_utils import DynamicLayer
-
-    return all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers)
 
 
 class BatchedGenerator:
@@ -196,21 +89,21 @@ class BatchedGenerator:
         self._pausing_changed = threading.Condition()
         #: policy version stamped on every sample; change it under `lock` together with the weights.
         self.version: int | None = None
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._rng = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._waiting_since: float | None = None  # when the running batch first saw a queued request
         #: a request taken from the queue that did not fit the running batch: it starts the next one
-        self._held: collections.deque[_Job] = collections.deque()
+        self._held: collections.deque[Job] = collections.deque()
         self.set_model(model)
 
     # --- model --------------------------------------------------------------------------------
     def set_model(self, model: Any) -> None:
         with self.lock:
             self.model = model
-            self._cache_kwarg = _cache_kwarg(model)
-            self.eos_ids = _eos_ids(model, self.tokenizer)
+            self._cache_kwarg = cache_kwarg(model)
+            self.eos_ids = eos_ids(model, self.tokenizer)
             pad = self.tokenizer.pad_token_id
             self.pad_id = pad if pad is not None else min(self.eos_ids, default=0)
 
@@ -257,7 +150,7 @@ class BatchedGenerator:
         self, prompt_ids: Sequence[int], params: SamplingParams, n: int = 1, *, on_token: TokenCallback | None = None
     ) -> concurrent.futures.Future:
         """Queue a generation; the future resolves to ``n`` `Sample`s. `on_token`: see the module doc."""
-        job = _Job(list(prompt_ids), params, n, on_token)
+        job = Job(list(prompt_ids), params, n, on_token)
         self._queue.put(job)
         return job.future
 
@@ -300,12 +193,12 @@ class BatchedGenerator:
             return True
         return False
 
-    def _newcomers(self, room: int) -> list[_Job]:
+    def _newcomers(self, room: int) -> list[Job]:
         """Queued requests that fit in `room` more rows (a request with ``n`` choices counts ``n``)."""
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         while not self._stopping and not self._pausing:
             if self._held:  # the oldest request goes first
-                job: _Job | None = self._held.popleft()
+                job: Job | None = self._held.popleft()
             else:
                 try:
                     job = self._queue.get_nowait()
@@ -321,7 +214,7 @@ class BatchedGenerator:
                 room -= job.n
         return jobs
 
-    def _run(self, jobs: list[_Job], admit: bool) -> None:
+    def _run(self, jobs: list[Job], admit: bool) -> None:
         try:
             with self.lock:
                 self._generate(jobs, admit)
@@ -332,18 +225,18 @@ class BatchedGenerator:
                     job.future.set_exception(exc)
 
     # --- generation ---------------------------------------------------------------------------
-    def _rows(self, jobs: list[_Job]) -> list[_Row]:
+    def _rows(self, jobs: list[Job]) -> list[Row]:
         rows = []
         for job in jobs:
             for i in range(job.n):
                 seed = job.params.seed
                 gen = torch.Generator().manual_seed((seed * 1_000_003 + i) % (2**63)) if seed is not None else None
-                rows.append(_Row(job, i, gen))
+                rows.append(Row(job, i, gen))
                 job.samples.append(rows[-1].sample)
         return rows
 
     @torch.inference_mode()
-    def _generate(self, jobs: list[_Job], admit: bool) -> None:
+    def _generate(self, jobs: list[Job], admit: bool) -> None:
         model = self.model
         was_training = model.training
         model.eval()  # the trainer may have left it in train mode (dropout)
@@ -352,7 +245,7 @@ class BatchedGenerator:
         finally:
             model.train(was_training)
 
-    def _decode_loop(self, model: Any, jobs: list[_Job], admit: bool) -> None:
+    def _decode_loop(self, model: Any, jobs: list[Job], admit: bool) -> None:
         device = next(model.parameters()).device
         kwargs: dict[str, Any] = {"use_cache": True, "logits_to_keep": 1}
         pending = {id(job): job.n for job in jobs}  # rows still generating, per request
@@ -370,7 +263,7 @@ class BatchedGenerator:
             batch.tokens = self._sample(logits.float(), batch.rows)
             batch.keep(self._unfinished(batch, pending))
             room = self.max_batch_size - len(batch.rows)
-            joins = admit and room > 0 and _joinable(batch.cache) and self._worth_a_prefill(len(batch.rows))
+            joins = admit and room > 0 and joinable(batch.cache) and self._worth_a_prefill(len(batch.rows))
             newcomers = self._newcomers(room) if joins else []
             joining = None
             if newcomers:
@@ -382,7 +275,7 @@ class BatchedGenerator:
             elif joining is not None:
                 batch.join(joining)
 
-    def _prefill(self, model: Any, rows: list[_Row], device: Any, kwargs: dict[str, Any], pending: dict[int, int]) -> _Batch | None:
+    def _prefill(self, model: Any, rows: list[Row], device: Any, kwargs: dict[str, Any], pending: dict[int, int]) -> KVBatch | None:
         """Run `rows`' prompts, sample their first tokens; the batch of those not finished yet."""
         width = max(len(r.job.prompt_ids) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -399,11 +292,11 @@ class BatchedGenerator:
         logits = model(
             input_ids=input_ids, attention_mask=attention, position_ids=positions, **{self._cache_kwarg: cache}, **kwargs
         ).logits[:, -1]
-        batch = _Batch(rows, cache, attention, attention.sum(-1), self._sample(logits.float(), rows))
+        batch = KVBatch(rows, cache, attention, attention.sum(-1), self._sample(logits.float(), rows))
         batch.keep(self._unfinished(batch, pending))
         return batch if batch.rows else None
 
-    def _unfinished(self, batch: _Batch, pending: dict[int, int]) -> list[int]:
+    def _unfinished(self, batch: KVBatch, pending: dict[int, int]) -> list[int]:
         """Record each row's new token; answer the requests whose rows are all done; the rest's positions."""
         kept = []
         for b, (row, token) in enumerate(zip(batch.rows, batch.tokens.tolist())):  # one device sync per step
@@ -417,7 +310,7 @@ class BatchedGenerator:
                 row.job.future.set_result(row.job.samples)
         return kept
 
-    def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
+    def _sample(self, logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
         """Pick one token per row; record its log-probability (and top alternatives) on the row."""
         params = [r.job.params for r in rows]
         temps = torch.tensor([p.temperature if p.temperature > 0 else 1.0 for p in params], device=logits.device)
@@ -457,7 +350,7 @@ class BatchedGenerator:
                 )
         return tokens
 
-    def _append(self, row: _Row, token: int, limit: int) -> bool:
+    def _append(self, row: Row, token: int, limit: int) -> bool:
         """Add a sampled token; True when the row is finished."""
         sample = row.sample
         sample.token_ids.append(token)
