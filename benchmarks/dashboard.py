@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from agl_core.dashboard import create_dashboard_app
 from agl_core.store import LightningStore
 from agl_core.tracing import semconv
-from agl_core.types import PromptTemplate, Run, Span
+from agl_core.types import PromptTemplate, RolloutRequest, Run, Span
 
 ROLLOUTS = 10_000
 SPANS_PER_ROLLOUT = 100
@@ -79,7 +79,7 @@ def build_store(path: Path) -> None:
         if step % 10 == 0:
             store.add_metrics(RUN_ID, step, {"heldout_reward": step / STEPS})
     store.enqueue_rollouts([
-        dict(input={"task": n}, mode="val" if n % 5 == 0 else "train", run_id=RUN_ID, metadata={"agent": AGENTS[n % 3]})
+        RolloutRequest(input={"task": n}, mode="val" if n % 5 == 0 else "train", run_id=RUN_ID, metadata={"agent": AGENTS[n % 3]})
         for n in range(ROLLOUTS)
     ])
     batch: list[Span] = []

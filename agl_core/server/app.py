@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from agl_core.server import otlp
 from agl_core.server.access import BearerTokenMiddleware, check_bind
-from agl_core.server.store_api import store_endpoint
+from agl_core.server.store_api import store_routes
 from agl_core.store.base import LightningStore
 from agl_core.store.http_client import TOKEN_ENV, HttpStore
 
@@ -84,7 +84,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
-            Route("/api/store/{method}", store_endpoint, methods=["POST"]),
+            *store_routes(),
             Route("/v1/traces", traces_endpoint, methods=["POST"]),
         ],
         middleware=[Middleware(BearerTokenMiddleware, token=token, hint=f"this store server needs its token ({TOKEN_ENV})")]

@@ -1,5 +1,7 @@
 """The LightningStore over HTTP: ``POST /api/store/{method}`` with the method's keyword arguments.
 
+One route per `store_method` of `LightningStore` (`store_routes`); any other method name is a 404.
+
 Arguments arrive as JSON; those whose annotation (on `LightningStore`) holds a pydantic model
 (spans, resources, runs) are validated back into it. Results go out as JSON
 (``{"result": ...}``); errors as ``{"error": <exception type>, "message": ...}`` with 400 for
@@ -18,8 +20,9 @@ from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from agl_core.store.base import STORE_METHODS, LightningStore, StoreError
+from agl_core.store.base import LightningStore, StoreError, store_methods
 
 
 def _holds_model(annotation: Any) -> bool:
@@ -36,12 +39,9 @@ def argument_adapters(method: str) -> dict[str, TypeAdapter]:
 
 
 @functools.cache
-def _parameters(method: str) -> frozenset[str] | None:
-    """The keyword arguments ``method`` takes; None when it takes any (``**kwargs``)."""
-    parameters = inspect.signature(getattr(LightningStore, method)).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return frozenset(p.name for p in parameters) - {"self"}
+def _parameters(method: str) -> frozenset[str]:
+    """The keyword arguments ``method`` takes."""
+    return frozenset(inspect.signature(getattr(LightningStore, method)).parameters) - {"self"}
 
 
 def _error(status: int, exc: BaseException) -> JSONResponse:
@@ -55,11 +55,26 @@ def call_store(store: LightningStore, method: str, kwargs: dict[str, Any]) -> An
     return to_jsonable_python(getattr(store, method)(**args))
 
 
-async def store_endpoint(request: Request) -> Response:
-    store: LightningStore = request.app.state.store
+def _endpoint(method: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        return await _serve(request, method)
+
+    return endpoint
+
+
+async def _unknown_method(request: Request) -> Response:
     method = request.path_params["method"]
-    if method not in STORE_METHODS:
-        return _error(404, LookupError(f"unknown store method {method!r}; known: {', '.join(STORE_METHODS)}"))
+    return _error(404, LookupError(f"unknown store method {method!r}; known: {', '.join(store_methods())}"))
+
+
+def store_routes() -> list[Route]:
+    """``POST /api/store/<method>`` for each store method, then a JSON 404 for any other name."""
+    routes = [Route(f"/api/store/{method}", _endpoint(method), methods=["POST"]) for method in store_methods()]
+    return [*routes, Route("/api/store/{method}", _unknown_method, methods=["POST"])]
+
+
+async def _serve(request: Request, method: str) -> Response:
+    store: LightningStore = request.app.state.store
     try:
         body = await request.body()
         kwargs = (await request.json()) if body else {}
@@ -67,8 +82,7 @@ async def store_endpoint(request: Request) -> Response:
         return _error(400, ValueError(f"request body is not JSON: {exc}"))
     if not isinstance(kwargs, dict):
         return _error(400, TypeError("request body must be a JSON object of keyword arguments"))
-    known = _parameters(method)
-    unknown = set(kwargs) - known if known is not None else set()
+    unknown = set(kwargs) - _parameters(method)
     if unknown:
         return _error(400, TypeError(f"{method}() got unexpected arguments: {', '.join(sorted(unknown))}"))
     try:

@@ -1,7 +1,10 @@
 """`HttpStore`: the `LightningStore` client of a store server (``http(s)://host:port``).
 
 Each store method is one ``POST /api/store/{method}`` on a persistent keep-alive connection;
-results are validated back into the pydantic types the method is annotated with. A 4xx answer
+results are validated back into the pydantic types the method is annotated with. The class
+forwards every `store_method` of `LightningStore` (``name = remote(LightningStore.name)``; a test
+checks none is missing) except those the interface composes from others (`enqueue_rollout`,
+`heartbeat`); `enqueue_rollouts` checks its items here first, as every backend does. A 4xx answer
 becomes `StoreError` (``ValueError`` / ``TypeError`` for bad arguments) carrying the server's
 message; an unreachable or failing server becomes `StoreError` too, naming the URL. A server
 that needs a token gets ``AGL_STORE_TOKEN`` as ``Authorization: Bearer``.
@@ -15,19 +18,23 @@ import json
 import os
 import time
 import typing
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Concatenate, ParamSpec, Sequence, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from agl_core.store.base import STORE_METHODS, LightningStore, StoreError
-from agl_core.types import Rollout
+from agl_core.store.base import LightningStore, StoreError
+from agl_core.store import rules
+from agl_core.types import Rollout, RolloutRequest
 
 #: The store server's token (``agent-lightning collector --token``), sent by every client.
 TOKEN_ENV = "AGL_STORE_TOKEN"
 #: Longest single server-side wait of `HttpStore.wait_for_rollouts`; it repeats until its timeout.
 LONG_POLL_S = 10.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _ARGUMENT_ERRORS: dict[str, type[Exception]] = {
     "ValueError": ValueError,
@@ -39,6 +46,21 @@ _ARGUMENT_ERRORS: dict[str, type[Exception]] = {
 @functools.cache
 def _result_adapter(method: str) -> TypeAdapter:
     return TypeAdapter(typing.get_type_hints(getattr(LightningStore, method))["return"])
+
+
+def remote(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate["HttpStore", P], R]:
+    """`method` of `LightningStore` as one call to the store server, with the same signature."""
+    name = method.__name__
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def forward(self: HttpStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        del arguments["self"]
+        result: R = self._call(name, arguments)
+        return result
+
+    return forward
 
 
 class HttpStore(LightningStore):
@@ -87,25 +109,32 @@ class HttpStore(LightningStore):
             if len(done) == len(set(wanted)) or (deadline is not None and time.monotonic() >= deadline):
                 return done
 
+    def enqueue_rollouts(self, items: Sequence[RolloutRequest]) -> list[Rollout]:
+        result: list[Rollout] = self._call("enqueue_rollouts", {"items": rules.rollout_requests(items)})
+        return result
+
     def close(self) -> None:
         self._client.close()
 
-
-def _forwarder(method: str) -> Callable[..., Any]:
-    base = getattr(LightningStore, method)
-    signature = inspect.signature(base)
-    var_keyword = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
-
-    def forward(self: HttpStore, *args: Any, **kwargs: Any) -> Any:
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        del arguments["self"]
-        if var_keyword is not None:
-            arguments.update(arguments.pop(var_keyword, {}))
-        return self._call(method, arguments)
-
-    return functools.wraps(base)(forward)
-
-
-for _method in STORE_METHODS:
-    if _method not in vars(HttpStore):
-        setattr(HttpStore, _method, _forwarder(_method))
+    start_rollout = remote(LightningStore.start_rollout)
+    dequeue_rollout = remote(LightningStore.dequeue_rollout)
+    update_attempt = remote(LightningStore.update_attempt)
+    sweep = remote(LightningStore.sweep)
+    cancel_rollout = remote(LightningStore.cancel_rollout)
+    get_rollout = remote(LightningStore.get_rollout)
+    query_rollouts = remote(LightningStore.query_rollouts)
+    count_rollouts = remote(LightningStore.count_rollouts)
+    query_attempts = remote(LightningStore.query_attempts)
+    add_resources = remote(LightningStore.add_resources)
+    annotate_resources = remote(LightningStore.annotate_resources)
+    get_latest_resources = remote(LightningStore.get_latest_resources)
+    get_resources = remote(LightningStore.get_resources)
+    query_resources = remote(LightningStore.query_resources)
+    add_spans = remote(LightningStore.add_spans)
+    query_spans = remote(LightningStore.query_spans)
+    count_spans = remote(LightningStore.count_spans)
+    upsert_run = remote(LightningStore.upsert_run)
+    get_run = remote(LightningStore.get_run)
+    query_runs = remote(LightningStore.query_runs)
+    add_metrics = remote(LightningStore.add_metrics)
+    query_metrics = remote(LightningStore.query_metrics)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
+from agl_core.store import rules
 from agl_core.store import tables as t
 from agl_core.store.base import DEFAULT_HEARTBEAT_TIMEOUT_S, LightningStore, StoreError
 from agl_core.tracing import semconv
@@ -29,6 +30,7 @@ from agl_core.types import (
     Resource,
     ResourcesUpdate,
     Rollout,
+    RolloutRequest,
     Run,
     Span,
     new_id,
@@ -188,31 +190,21 @@ class SqlStore(LightningStore):
 
     # --- rollouts ----------------------------------------------------------------------------
     @staticmethod
-    def _rollout_row(item: dict[str, Any], now: float) -> dict[str, Any]:
-        max_attempts = int(item.get("max_attempts") or 1)
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    def _rollout_row(item: RolloutRequest, now: float) -> dict[str, Any]:
         return dict(
-            rollout_id=item.get("rollout_id") or new_id("ro"),
-            input=item.get("input"),
-            mode=item.get("mode") or "train",
+            item.model_dump(),
+            rollout_id=new_id("ro"),
             status="queuing",
-            task_id=item.get("task_id"),
-            resources_id=item.get("resources_id"),
-            run_id=item.get("run_id"),
             final_reward=None,
-            max_attempts=max_attempts,
-            timeout_s=item.get("timeout_s"),
             num_attempts=0,
             created_at=now,
             updated_at=now,
-            metadata=item.get("metadata") or {},
         )
 
-    def enqueue_rollouts(self, items: Sequence[dict[str, Any]]) -> list[Rollout]:
+    def enqueue_rollouts(self, items: Sequence[RolloutRequest]) -> list[Rollout]:
         now = time.time()
         # distinct creation times keep FIFO order exact on every backend
-        rows = [self._rollout_row(dict(item), now + i * 1e-6) for i, item in enumerate(items)]
+        rows = [self._rollout_row(item, now + i * 1e-6) for i, item in enumerate(rules.rollout_requests(items))]
         if rows:
             with self._tx() as conn:
                 conn.execute(_INSERT_ROLLOUT, rows)
@@ -236,9 +228,23 @@ class SqlStore(LightningStore):
         return AttemptedRollout(**row, attempt=attempt)
 
     def start_rollout(
-        self, input: Any, mode: str = "train", *, worker_id: str | None = None, **kwargs: Any
+        self,
+        input: Any,
+        mode: str = "train",
+        *,
+        worker_id: str | None = None,
+        task_id: str | None = None,
+        resources_id: str | None = None,
+        run_id: str | None = None,
+        max_attempts: int = 1,
+        timeout_s: float | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> AttemptedRollout:
-        row = self._rollout_row(dict(input=input, mode=mode, **kwargs), time.time())
+        request = RolloutRequest(
+            input=input, mode=mode, task_id=task_id, resources_id=resources_id, run_id=run_id,
+            max_attempts=max_attempts, timeout_s=timeout_s, metadata=metadata or {},
+        )
+        row = self._rollout_row(request, time.time())
         with self._tx() as conn:
             conn.execute(_INSERT_ROLLOUT, [row])
             return self._open_attempt(conn, row, worker_id)
@@ -310,9 +316,6 @@ class SqlStore(LightningStore):
             elif attempt["status"] == "running":
                 attempt = self._finish_attempt(conn, attempt, status, reward=reward, error=error)
             return Attempt(**attempt)
-
-    def heartbeat(self, rollout_id: str, attempt_id: str) -> None:
-        self.update_attempt(rollout_id, attempt_id, "running")
 
     def sweep(self) -> int:
         now = time.time()

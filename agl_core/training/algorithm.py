@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from agl_core.runtime.runner import Runner
 from agl_core.store.base import LightningStore
-from agl_core.types import Rollout, Run, Task, new_id
+from agl_core.types import Rollout, RolloutRequest, Run, Task, new_id
 
 log = logging.getLogger("agentlightning")
 
@@ -55,7 +55,7 @@ class Algorithm:
         agent cannot stall a batch.
         """
         items = [
-            dict(
+            RolloutRequest(
                 input=task.input,
                 mode=mode,
                 task_id=task.task_id,

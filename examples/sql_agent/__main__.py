@@ -40,7 +40,7 @@ def main() -> None:
     store = agl.LightningStore()
     if args.endpoint:
         resources = store.add_resources({"llm": agl.LLMEndpoint(endpoint=args.endpoint, model=args.model or "default")})
-        store.enqueue_rollouts([{"input": t.input, "task_id": t.task_id, "resources_id": resources.resources_id, "mode": "test"} for t in heldout])
+        store.enqueue_rollouts([agl.RolloutRequest(input=t.input, task_id=t.task_id, resources_id=resources.resources_id, mode="test") for t in heldout])
         agl.instrument(["openai"])
         agl.Runner(agent, store, n_workers=4).run()
         rollouts = store.query_rollouts(mode="test", newest_first=True, limit=len(heldout))

@@ -18,6 +18,7 @@ from agl_core.types import (
     LLMEndpoint,
     PromptTemplate,
     Rollout,
+    RolloutRequest,
     Run,
     Span,
 )
@@ -143,7 +144,7 @@ def test_runs_metrics_and_batch_enqueue(store):
     assert store.get_run("run-1").config == {"lr": 1e-5} and run.status == "running"
     store.add_metrics("run-1", 1, {"reward": 0.5, "loss": None})
     assert store.query_metrics("run-1")[0].metrics == {"reward": 0.5, "loss": None}
-    rollouts = store.enqueue_rollouts([{"input": i, "run_id": "run-1"} for i in range(5)])
+    rollouts = store.enqueue_rollouts([RolloutRequest(input=i, run_id="run-1") for i in range(5)])
     assert sorted(r.input for r in store.query_rollouts(run_id="run-1")) == [r.input for r in rollouts]
     assert len(store.query_rollouts(rollout_ids=[r.rollout_id for r in rollouts[:2]])) == 2
 
@@ -192,3 +193,9 @@ def test_unreachable_server_is_a_store_error():
     with pytest.raises(StoreError, match="unreachable"):
         client.count_rollouts()
     client.close()
+
+
+def test_client_forwards_every_store_method_the_interface_does_not_compose():
+    from agl_core.store.base import store_methods
+
+    assert {m for m in store_methods() if m not in vars(HttpStore)} == {"enqueue_rollout", "heartbeat"}

@@ -13,7 +13,7 @@ import agentlightning as agl
 from agl_core.runtime.runner import Runner, rollout
 from agl_core.tracing import semconv
 from agl_core.training.algorithm import Algorithm
-from agl_core.types import Task
+from agl_core.types import RolloutRequest, Task
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_async_agent_and_emitted_reward(store) -> None:
         await asyncio.sleep(0)
         agl.emit_reward(task * 2)
 
-    store.enqueue_rollouts([{"input": 1}, {"input": 2}])
+    store.enqueue_rollouts([RolloutRequest(input=1), RolloutRequest(input=2)])
     Runner(agent, store, n_workers=2).run()
     assert sorted(r.final_reward for r in store.query_rollouts()) == [2.0, 4.0]
 
@@ -70,7 +70,7 @@ def test_crash_fails_attempt_records_exception_and_retries(store) -> None:
 
 
 def test_nan_reward_from_agent_fails_attempt_not_runner(store) -> None:
-    store.enqueue_rollouts([{"input": "nan"}, {"input": "ok"}])
+    store.enqueue_rollouts([RolloutRequest(input="nan"), RolloutRequest(input="ok")])
     Runner(lambda t, r: float("nan") if t == "nan" else 1.0, store).run()
     statuses = {r.input: r.status for r in store.query_rollouts()}
     assert statuses == {"nan": "failed", "ok": "succeeded"}
@@ -79,7 +79,7 @@ def test_nan_reward_from_agent_fails_attempt_not_runner(store) -> None:
 def test_process_workers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = agl.LightningStore(url)
-    store.enqueue_rollouts([{"input": i} for i in range(6)])
+    store.enqueue_rollouts([RolloutRequest(input=i) for i in range(6)])
     from tests.core.agents import square_reward
 
     Runner(square_reward, url, n_workers=2, processes=True).run()

@@ -10,7 +10,7 @@ import pytest
 
 import agentlightning as agl
 from agl_core.store.sql import SqlStore
-from agl_core.types import Run, Span
+from agl_core.types import RolloutRequest, Run, Span
 
 
 @pytest.fixture(params=["memory", "file", "postgres"])
@@ -159,7 +159,7 @@ def test_async_twins(store) -> None:
 
 
 def test_enqueue_many_and_dequeue_in_order(store) -> None:
-    rs = store.enqueue_rollouts([{"input": i} for i in range(5)])
+    rs = store.enqueue_rollouts([RolloutRequest(input=i) for i in range(5)])
     got = [store.dequeue_rollout().rollout_id for _ in range(5)]
     assert got == [r.rollout_id for r in rs]
     assert store.count_rollouts("running") == 5

@@ -37,7 +37,7 @@ def test_sql_agent_rewards_execution_match_and_traces_tools(tmp_path: Path) -> N
     tasks = questions()[:4]
     with ScriptedOpenAI(scripted_sql_model(wrong={tasks[1]["question"]})) as server:
         res = store.add_resources({"llm": agl.LLMEndpoint(endpoint=server.base_url, model="sql-model")})
-        store.enqueue_rollouts([{"input": t, "resources_id": res.resources_id} for t in tasks])
+        store.enqueue_rollouts([agl.RolloutRequest(input=t, resources_id=res.resources_id) for t in tasks])
         Runner(sql_agent(db), store).run()
         assert len(server.chat_requests()) == 3 * len(tasks)
     rewards = {r.input["question"]: r.final_reward for r in store.query_rollouts()}
