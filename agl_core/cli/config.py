@@ -1,5 +1,9 @@
 """The ``config.yaml`` model: agent, model, training, environment, store.
 
+``training:`` holds the common `TrainingOptions` plus the options of the selected algorithm, as the
+schema it registered declares them (``agl_register_algorithms``); an algorithm may also own a
+top-level section of the same options (APO's ``apo:``), which wins over ``training:``.
+
 Validation errors name the field path and what was expected, e.g.
 ``training.batch_size: Input should be a valid integer (got 'eight')``.
 """
@@ -10,7 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from agl_core.plugins.manager import algorithms
+from agl_core.training.registry import AlgorithmSpec, TrainingOptions
 
 
 class ConfigError(ValueError):
@@ -52,19 +59,6 @@ class ModelConfig(_Section):
     name: str | None = None
 
 
-class TrainingConfig(BaseModel):
-    """Common training keys; algorithm-specific keys are allowed and passed to the trainer."""
-
-    model_config = ConfigDict(extra="allow")
-
-    algorithm: str = "grpo"
-    episodes: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-    output_dir: str | None = None
-    seed: int = 0
-    n_workers: int = Field(default=2, ge=1)
-
-
 class EnvironmentConfig(_Section):
     #: A task set name registered by a plugin (``math``, ``coding``, ``reasoning``) or a JSONL path.
     train_tasks: str | None = None
@@ -74,10 +68,10 @@ class EnvironmentConfig(_Section):
 class Config(_Section):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    #: Validated against the selected algorithm's registered schema (see `parse_config`).
+    training: TrainingOptions = Field(default_factory=TrainingOptions)
     environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     store: str | None = None
-    apo: dict[str, Any] = Field(default_factory=dict)
 
     #: Directory of the config file; relative paths in it resolve from here.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -87,24 +81,64 @@ class Config(_Section):
         return path if path.is_absolute() else self.base_dir / path
 
 
-def _describe(error: ValidationError) -> str:
+def algorithm_spec(name: Any) -> AlgorithmSpec:
+    """The registration of ``training.algorithm``; unknown names list what is registered."""
+    specs = algorithms()
+    if not isinstance(name, str) or name not in specs:
+        known = ", ".join(sorted(specs)) or "none installed"
+        raise ConfigError(f"training.algorithm: {name!r} is not available; available: {known}")
+    return specs[name]
+
+
+def _config_model(spec: AlgorithmSpec) -> type[Config]:
+    """`Config` with `spec`'s training schema and the top-level sections algorithms registered."""
+    fields: Any = {"training": (spec.schema, Field(default_factory=spec.schema))}
+    for other in algorithms().values():
+        if other.section:
+            fields[other.section] = (other.section_schema(), Field(default_factory=other.section_schema()))
+    return create_model("Config", __base__=Config, **fields)
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the section at `loc` (for an unknown-key error)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return sorted(name for name, info in model.model_fields.items() if not info.exclude)
+
+
+def _describe(error: ValidationError, model: type[BaseModel]) -> str:
     lines = []
     for err in error.errors():
         path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key; known: {', '.join(_known_keys(model, err['loc'][:-1]))}")
+            continue
         got = f" (got {err['input']!r})" if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict) else ""
         lines.append(f"{path}: {err['msg']}{got}")
     return "\n".join(lines)
 
 
 def parse_config(data: Any, base_dir: Path | str = ".") -> Config:
+    """Validate a config mapping; the ``training:`` section against the selected algorithm's schema."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
+    training = data.get("training")
+    spec = algorithm_spec(training.get("algorithm", "grpo") if isinstance(training, dict) else "grpo")
+    model = _config_model(spec)
     try:
-        return Config.model_validate({**data, "base_dir": Path(base_dir)})
+        config = model.model_validate({**data, "base_dir": Path(base_dir)})
+        if spec.section:  # the algorithm's own section wins over `training:`
+            section = getattr(config, spec.section).model_dump(exclude_unset=True)
+            merged = {**config.training.model_dump(exclude_unset=True), **section}
+            config.training = spec.schema.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(f"invalid config:\n{_describe(exc)}") from None
+        raise ConfigError(f"invalid config:\n{_describe(exc, model)}") from None
+    return config
 
 
 def load_config(path: str | Path) -> Config:

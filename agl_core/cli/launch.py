@@ -6,7 +6,7 @@ import importlib
 import sys
 from typing import Any
 
-from agl_core.cli.config import Config, ConfigError
+from agl_core.cli.config import Config, ConfigError, algorithm_spec
 from agl_core.plugins.manager import merged
 from agl_core.runtime.agent import Agent
 from agl_core.runtime.runner import RolloutAgent, as_agent
@@ -59,12 +59,12 @@ def build_tasks(config: Config, split: str) -> list[Task]:
         raise ConfigError(f"environment.{split}_tasks: {exc}") from None
 
 
-def build_algorithm(config: Config) -> Algorithm:
-    name = config.training.algorithm
-    factories = merged("agl_algorithms")
-    if name not in factories:
-        hint = {"grpo": "rl", "rloo": "rl", "sft": "rl", "apo": "apo"}.get(name)
-        extra = f" (pip install 'agentlightning[{hint}]')" if hint else ""
-        known = ", ".join(sorted(factories)) or "none installed"
-        raise ConfigError(f"training.algorithm: {name!r} is not available{extra}; available: {known}")
-    return factories[name](config)
+def build_algorithm(config: Config, *, resume: bool = False) -> Algorithm:
+    """The configured algorithm; `resume` (``train --resume``) continues the run in its output directory."""
+    spec = algorithm_spec(config.training.algorithm)
+    try:
+        return spec.factory(config, resume=resume)
+    except ModuleNotFoundError as exc:  # the factory imports the algorithm's dependencies
+        raise ConfigError(
+            f"training.algorithm: {spec.name!r} is not available{spec.install_hint()}: no module named {exc.name!r}"
+        ) from None

@@ -46,6 +46,7 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
     from agl_core.cli.config import ConfigError
     from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
     from agl_core.training.algorithm import fit
+    from agl_core.training.registry import TrainingOptions
 
     config, lstore = _prepare(config_path, store, verbose)
     try:
@@ -54,12 +55,13 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
         eval_tasks = build_tasks(config, "eval")
         if not train_tasks:
             raise ConfigError("environment.train_tasks: no training tasks (name a task set or a JSONL file)")
-        config.training.resume = resume  # type: ignore[attr-defined]
-        algorithm = build_algorithm(config)  # validates the algorithm's own keys, dry run included
+        algorithm = build_algorithm(config, resume=resume)  # the algorithm's own checks, dry run included
         if dry_run:
+            training = config.training
+            shown = {k: v for k, v in training.model_dump().items() if k in TrainingOptions.model_fields or k in training.model_fields_set}
             click.echo(f"agent:      {agent.name} ({config.agent.type}); optimize: {config.agent.optimize or 'all agents'}")
             click.echo(f"model:      {config.model.endpoint or config.model.path}")
-            click.echo(f"algorithm:  {config.training.algorithm} {config.training.model_dump()}")
+            click.echo(f"algorithm:  {training.algorithm} {shown}")
             click.echo(f"tasks:      {len(train_tasks)} train, {len(eval_tasks)} eval")
             click.echo(f"store:      {lstore.url}")
             click.echo("dry run: config is valid; nothing was trained")
@@ -147,11 +149,11 @@ def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> 
 
     exporters = merged("agl_exporters")
     if fmt not in exporters:
-        hint = {"hf": "rl", "lora": "rl", "prompt": "apo"}.get(fmt)
-        extra = f" (pip install 'agentlightning[{hint}]')" if hint else ""
-        _fail(f"unknown export format {fmt!r}{extra}; available: {', '.join(sorted(exporters))}")
+        _fail(f"unknown export format {fmt!r}; available: {', '.join(sorted(exporters))}")
     try:
         click.echo(exporters[fmt](run=run, out=out, store=LightningStore(store), checkpoint=checkpoint))
+    except ModuleNotFoundError as exc:  # a trainer's exporter imports its dependencies when called
+        _fail(f"export format {fmt!r} needs {exc.name!r}, which is not installed")
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
 
@@ -159,13 +161,14 @@ def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> 
 @main.command()
 def plugins() -> None:
     """List the plugins found and whether each framework is installed."""
-    from agl_core.plugins.manager import framework_status, get_plugin_manager, merged
+    from agl_core.plugins.manager import algorithms, framework_status, get_plugin_manager
     from agl_core.training.tasksets import task_set_names
 
     for row in framework_status():
         state = f"installed {row['installed_version']}" if row["installed"] else f"not installed (pip install 'agentlightning[{row.get('extra', row['name'])}]')"
         click.echo(f"{row['name']:<18} {row['plugin']:<22} {state}")
-    click.echo(f"algorithms:  {', '.join(sorted(merged('agl_algorithms'))) or 'none'}")
+    listed = [f"{name} [{spec.extra}]" if spec.extra else name for name, spec in sorted(algorithms().items())]
+    click.echo(f"algorithms:  {', '.join(listed) or 'none'}")
     click.echo(f"task sets:   {', '.join(task_set_names())}")
     click.echo(f"plugins:     {', '.join(name for name, _ in get_plugin_manager().list_name_plugin())}")
 

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import pluggy
 
+from agl_core.training.registry import AlgorithmRegistrar
+
 PROJECT = "agentlightning"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -40,8 +42,17 @@ def agl_task_sets() -> dict[str, Callable[[], Any]] | None:
 
 
 @hookspec
-def agl_algorithms() -> dict[str, Callable[..., Any]] | None:
-    """Training algorithms by config name: ``{"grpo": factory}``; ``factory(config) -> Algorithm``."""
+def agl_register_algorithms(registrar: AlgorithmRegistrar) -> None:
+    """Register training algorithms by config name (``training.algorithm``)::
+
+        registrar.add("grpo", factory=rl_factory, schema=RLOptions, extra="rl")
+
+    ``factory(config, *, resume) -> Algorithm`` gets the parsed config and ``train --resume``; it
+    imports the algorithm's dependencies itself, so a missing one is reported as ``pip install
+    'agentlightning[<extra>]'``. ``schema`` subclasses `TrainingOptions` and validates the
+    ``training:`` section (unknown keys are errors). ``section="apo"`` also accepts the same options
+    in a top-level ``apo:`` section, which wins. See `agl_core.training.registry`.
+    """
 
 
 @hookspec

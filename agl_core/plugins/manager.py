@@ -17,6 +17,7 @@ from agl_core.plugins import builtin, hookspecs
 from agl_core.runtime.telemetry import configure
 from agl_core.store import registry as store_registry
 from agl_core.training import tasksets
+from agl_core.training.registry import AlgorithmRegistrar, AlgorithmSpec
 
 log = logging.getLogger("agentlightning")
 
@@ -46,6 +47,13 @@ def merged(hook_name: str) -> dict[str, Any]:
         for key, value in (result or {}).items():
             out.setdefault(key, value)
     return out
+
+
+def algorithms() -> dict[str, AlgorithmSpec]:
+    """Every registered training algorithm by config name (asked anew: tests register plugins late)."""
+    registrar = AlgorithmRegistrar()
+    get_plugin_manager().hook.agl_register_algorithms(registrar=registrar)
+    return registrar.algorithms
 
 
 def framework_status() -> list[dict[str, Any]]:

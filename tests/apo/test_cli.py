@@ -68,18 +68,27 @@ def test_config_settings_merge_and_unknown_keys_are_named(tmp_path):
     assert (apo.config.beam_width, apo.config.val_batch_size, apo.config.seed, apo.config.model) == (2, 5, 7, "m")
     assert apo.optimize == ["sel"] and set(apo.templates) == {"sel", "other"}
     assert apo.resources["llm"].endpoint == "http://127.0.0.1:9/v1"
-    with pytest.raises(ConfigError, match="beam_widht"):
-        build_apo(parse_config({"agent": {"system_prompt": "p"}, "apo": {"beam_widht": 2}}))
+    with pytest.raises(ConfigError, match="apo.beam_widht: unknown key; known: .*beam_width"):
+        parse_config({"agent": {"system_prompt": "p"}, "training": {"algorithm": "apo"}, "apo": {"beam_widht": 2}})
+    with pytest.raises(ConfigError, match=r"training.beam_width: Input should be a valid integer.*\(got 'two'\)"):
+        parse_config({"training": {"algorithm": "apo", "beam_width": "two"}})
+    with pytest.raises(ConfigError, match="apo.val_batch_size: Input should be a valid integer"):
+        parse_config({"training": {"algorithm": "apo"}, "apo": {"val_batch_size": "many"}})
     with pytest.raises(ConfigError, match="no starting prompt"):
-        build_apo(parse_config({"agent": {"name": "a", "optimize": ["b"]}, "apo": {"prompts": {"a": "x"}}}))
+        build_apo(parse_config({"agent": {"name": "a", "optimize": ["b"]}, "training": {"algorithm": "apo"}, "apo": {"prompts": {"a": "x"}}}))
+
+
+def test_an_apo_section_is_accepted_but_ignored_by_other_algorithms():
+    config = parse_config({"training": {"algorithm": "grpo", "group_size": 4}, "apo": {"beam_width": 2}})
+    assert config.training.group_size == 4 and not hasattr(config.training, "beam_width")  # type: ignore[attr-defined]
 
 
 def test_resume_flag_reads_the_run_id_from_the_output_dir(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"run_id": "run-earlier"}))
     config = load_config(EXAMPLE_DIR / "config.yaml")
     config.training.output_dir = str(tmp_path)
-    config.training.resume = True  # what `train --resume` sets
-    assert build_apo(config).config.run_id == "run-earlier"
+    assert build_apo(config, resume=True).config.run_id == "run-earlier"
+    assert build_apo(config).config.run_id is None
     config.training.output_dir = str(tmp_path / "empty")
     with pytest.raises(ConfigError, match="--resume"):
-        build_apo(config)
+        build_apo(config, resume=True)

@@ -105,7 +105,7 @@ def test_dry_run_validates_without_training(policy, home):
 
     bad = write_config(home, policy, group_sise=4, learning_rate=1e-3)
     refused = CliRunner().invoke(main, ["train", "--config", str(bad), "--dry-run"])
-    assert refused.exit_code != 0 and "unknown key(s) for grpo: group_sise" in refused.output
+    assert refused.exit_code != 0 and "training.group_sise: unknown key; known: " in refused.output and "group_size" in refused.output
     invalid = write_config(home, policy, group_size=1)
     refused = CliRunner().invoke(main, ["train", "--config", str(invalid), "--dry-run"])
     assert refused.exit_code != 0 and "group_size must be at least 2" in refused.output

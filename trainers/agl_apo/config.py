@@ -1,10 +1,15 @@
-"""`APOConfig`: the knobs of the beam search, and how they are read from a `config.yaml`."""
+"""`APOConfig`: the knobs of the beam search, and `APOOptions`, their ``config.yaml`` schema."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+
+from pydantic import create_model
+
+from agl_core.training.registry import TrainingOptions
 
 
 @dataclass
@@ -63,10 +68,16 @@ class APOConfig:
     def field_names(cls) -> frozenset[str]:
         return frozenset(f.name for f in dataclasses.fields(cls))
 
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> "APOConfig":
-        """Build from a dict, naming unknown keys instead of ignoring them (a typo must not pass silently)."""
-        unknown = sorted(set(settings) - cls.field_names())
-        if unknown:
-            raise ValueError(f"unknown APO setting(s) {unknown}; known: {sorted(cls.field_names())}")
-        return cls(**dict(settings))
+
+def _options_schema() -> type[TrainingOptions]:
+    hints = typing.get_type_hints(APOConfig)
+    fields: Any = {
+        f.name: (hints[f.name], f.default) for f in dataclasses.fields(APOConfig) if f.name not in TrainingOptions.model_fields
+    }
+    #: Starting templates by agent name (``agent.system_prompt`` is the one of ``agent.name``).
+    fields["prompts"] = (dict[str, str], {})
+    return create_model("APOOptions", __base__=TrainingOptions, **fields)
+
+
+#: ``training:`` (and ``apo:``) of ``algorithm: apo``: the fields of `APOConfig` plus ``prompts``.
+APOOptions = _options_schema()

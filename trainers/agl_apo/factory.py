@@ -1,10 +1,11 @@
 """``algorithm: apo`` in a config file → an `APO` instance.
 
-Settings come from ``training`` extras (keys named like `APOConfig` fields) and the ``apo``
-section, which wins. ``apo.prompts`` maps agent names to starting templates; the config's
-``agent.system_prompt`` is the starting template of ``agent.name``. ``agent.optimize`` picks the
-agents to tune (default: ``agent.name``). ``train --resume`` continues the run whose ``run.json``
-is in ``training.output_dir`` (or the one ``apo.run_id`` names).
+Settings are `APOOptions` (the `APOConfig` fields plus ``prompts``), from ``training`` and the
+``apo`` section, which wins (`agl_core.cli.config.parse_config` merges them). ``apo.prompts`` maps
+agent names to starting templates; the config's ``agent.system_prompt`` is the starting template of
+``agent.name``. ``agent.optimize`` picks the agents to tune (default: ``agent.name``). `resume`
+(``train --resume``) continues the run whose ``run.json`` is in ``training.output_dir`` (or the one
+``apo.run_id`` names).
 """
 
 from __future__ import annotations
@@ -18,23 +19,21 @@ from agl_core.cli.config import Config, ConfigError
 from agl_core.types import LLMEndpoint, Resource
 
 
-def build_apo(config: Config) -> APO:
-    extras = config.training.model_extra or {}
-    settings: dict[str, Any] = {k: v for k, v in extras.items() if k in APOConfig.field_names()}
-    section = dict(config.apo)
-    prompts = dict(section.pop("prompts", None) or {})
-    settings.update(section)
-    settings.setdefault("seed", config.training.seed)
-    settings.setdefault("model", config.model.name)
+def build_apo(config: Config, *, resume: bool = False) -> APO:
+    options = config.training.model_dump()
+    settings: dict[str, Any] = {k: v for k, v in options.items() if k in APOConfig.field_names()}
+    if settings["model"] is None:
+        settings["model"] = config.model.name
+    prompts = dict(options["prompts"])
 
     output_dir = config.resolve_path(config.training.output_dir) if config.training.output_dir else None
-    if extras.get("resume") and not settings.get("run_id"):
+    if resume and not settings["run_id"]:
         meta = output_dir / "run.json" if output_dir else None
         if meta is None or not meta.is_file():
             raise ConfigError("--resume: set training.output_dir to an earlier APO run's directory (with run.json) or apo.run_id")
         settings["run_id"] = json.loads(meta.read_text())["run_id"]
     try:
-        apo_config = APOConfig.from_mapping(settings)
+        apo_config = APOConfig(**settings)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"apo: {exc}") from None
 

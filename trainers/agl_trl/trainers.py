@@ -24,30 +24,21 @@ from agl_core.types import Task
 from .config import RLConfig
 from .sft import SFTConfig
 
-#: `TrainingConfig` keys the runner (not the algorithm) uses.
-_RUNNER_KEYS = {"n_workers", "resume"}
-
 
 def config_from(cls: type, config: Config) -> Any:
     """`cls` (RLConfig or SFTConfig) from a config file: ``training`` keys, ``model.path``, ``agent.optimize``.
 
-    Unknown training keys are an error naming them; ``output_dir`` defaults to
-    ``$AGL_HOME/runs/<agent>-<algorithm>`` (stable, so ``--resume`` finds it) and is relative to the file.
+    The ``training`` keys were validated by the schema registered in `agl_trl.plugin`; those left out
+    (None) keep the dataclass's default. ``output_dir`` defaults to ``$AGL_HOME/runs/<agent>-<algorithm>``
+    (stable, so ``--resume`` finds it) and is relative to the file.
     """
-    training = {k: v for k, v in config.training.model_dump().items() if k not in _RUNNER_KEYS and v is not None}
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(training) - known - {"algorithm"})
-    if unknown:
-        raise ConfigError(
-            f"training: unknown key(s) for {config.training.algorithm}: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
     if config.model.endpoint:
         raise ConfigError(f"model.endpoint: {config.training.algorithm} trains weights it serves itself; give model.path")
-    values = {k: v for k, v in training.items() if k in known}
+    values = config.training.model_dump(exclude_none=True, exclude={"n_workers"})
     values["model"] = config.model.path
     if config.agent.optimize:
         values["optimize"] = list(config.agent.optimize)
-    output_dir = training.get("output_dir")
+    output_dir = values.get("output_dir")
     values["output_dir"] = str(
         config.resolve_path(output_dir) if output_dir else agl_home() / "runs" / f"{config.agent.name}-{config.training.algorithm}"
     )
@@ -129,16 +120,14 @@ class SFTTrainer(_Trainer):
     config_class = SFTConfig
 
 
-def grpo_factory(config: Config) -> Algorithm:
+def rl_factory(config: Config, *, resume: bool = False) -> Algorithm:
+    """``algorithm: grpo`` or ``rloo`` (the name travels in ``training.algorithm``)."""
     from .rl import RLAlgorithm
 
-    return RLAlgorithm(config_from(RLConfig, config), resume=bool(getattr(config.training, "resume", False)))
+    return RLAlgorithm(config_from(RLConfig, config), resume=resume)
 
 
-rloo_factory = grpo_factory  # the algorithm name travels in training.algorithm
-
-
-def sft_factory(config: Config) -> Algorithm:
+def sft_factory(config: Config, *, resume: bool = False) -> Algorithm:
     from .sft import SFTAlgorithm
 
-    return SFTAlgorithm(config_from(SFTConfig, config), resume=bool(getattr(config.training, "resume", False)))
+    return SFTAlgorithm(config_from(SFTConfig, config), resume=resume)
