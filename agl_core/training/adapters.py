@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal, Sequence
 
 from agl_core.store.base import LightningStore
+from agl_core.store.rules import latest_reward
 from agl_core.tracing import semconv
 from agl_core.tracing.convert import parse_json_attr
 from agl_core.tracing.messages import genai_to_openai
@@ -83,14 +84,6 @@ def _triplet(span: Span, server: Span | None, agent: str | None) -> Triplet:
     )
 
 
-def last_reward(spans: Sequence[Span]) -> float | None:
-    rewards = [s for s in spans if s.name == semconv.SPAN_REWARD]
-    if not rewards:
-        return None
-    latest = max(rewards, key=lambda s: (s.end_time or s.start_time, s.sequence_id))
-    return float(latest.attributes[semconv.AGL_REWARD_VALUE])
-
-
 def spans_to_triplets(
     spans: Sequence[Span],
     *,
@@ -101,7 +94,8 @@ def spans_to_triplets(
     """The LLM calls of one rollout as triplets, in call order.
 
     `agents` keeps only calls of those agents (selective optimization). `reward_policy`:
-    ``final`` gives the final reward (`final_reward`, else the last reward span) to every call;
+    ``final`` gives the final reward (`final_reward`, else the store's `latest_reward` of the spans)
+    to every call;
     ``last`` gives it to the last call only; ``per_call`` gives each reward span to the latest
     call that started before it (calls without one get None).
     """
@@ -125,10 +119,10 @@ def spans_to_triplets(
             if before:
                 triplets[before[-1]].reward = float(reward.attributes[semconv.AGL_REWARD_VALUE])
     else:
-        reward = final_reward if final_reward is not None else last_reward(spans)
+        value = final_reward if final_reward is not None else latest_reward(spans)
         targets = triplets[-1:] if reward_policy == "last" else triplets
         for triplet in targets:
-            triplet.reward = reward
+            triplet.reward = value
 
     if agents is not None:
         wanted = set(agents)
