@@ -4,7 +4,9 @@ Every framework plugin answers the same three hooks the same way: describe the f
 instrument it when asked (never raising into the caller), uninstrument it. A plugin module binds
 them from one instance::
 
-    _plugin = FrameworkPlugin("crewai", package="crewai", versions=">=1.0,<2", extra="crewai",
+    from agl_crewai.package import _instruments  # ("crewai >= 1.0, < 2",)
+
+    _plugin = FrameworkPlugin("crewai", instruments=_instruments, extra="crewai",
                               instrumentor="agl_crewai.instrumentor:CrewAIInstrumentor")
     agl_framework_info = _plugin.agl_framework_info
     agl_instrument = _plugin.agl_instrument
@@ -15,11 +17,20 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Iterable
+import re
+from typing import Any, Iterable, Sequence
 
 from agl_core.plugins.hookspecs import hookimpl
 
 log = logging.getLogger("agentlightning")
+
+
+def split_requirement(spec: str) -> tuple[str, str]:
+    """``"openai >= 2.45, < 3"`` → ``("openai", ">=2.45,<3")``: the distribution and its versions."""
+    match = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)", spec)
+    if match is None:
+        raise ValueError(f"not a requirement: {spec!r}")
+    return match.group(1), re.sub(r"\s+", "", match.group(2))
 
 
 class FrameworkPlugin:
@@ -27,8 +38,7 @@ class FrameworkPlugin:
         self,
         name: str,
         *,
-        package: str,
-        versions: str,
+        instruments: Sequence[str],
         extra: str,
         instrumentor: str,
         aliases: Iterable[str] = (),
@@ -36,8 +46,12 @@ class FrameworkPlugin:
     ) -> None:
         """`requires` names plugins instrumented alongside this one when it is named alone: by
         default the openai plugin, which records the LLM calls most frameworks make through the
-        openai client and adds the ``traceparent``/``baggage`` headers to them."""
+        openai client and adds the ``traceparent``/``baggage`` headers to them.
+
+        `instruments` is the plugin's ``package._instruments`` (what its instrumentor's
+        ``instrumentation_dependencies()`` returns too): the one place supported versions live."""
         self.name = name
+        package, versions = split_requirement(instruments[0])
         self.info = {"name": name, "package": package, "versions": versions, "extra": extra}
         self.aliases = frozenset({name, extra, *aliases})
         self.requires = tuple(r for r in requires if r != name)

@@ -48,6 +48,20 @@ def tool_span_name(tool: str | None) -> str:
 
 
 # --- Agent Lightning ---------------------------------------------------------------------------
+# A hand-over from one agent to another (OpenAI Agents SDK): ``handoff {to_agent}``.
+SPAN_HANDOFF = "handoff"
+AGL_HANDOFF_FROM = "agl.handoff.from_agent"
+AGL_HANDOFF_TO = "agl.handoff.to_agent"
+# What an agent could do, recorded on its invoke_agent span when the framework says so.
+AGL_AGENT_TOOLS = "agl.agent.tools"
+AGL_AGENT_HANDOFFS = "agl.agent.handoffs"
+AGL_AGENT_OUTPUT_TYPE = "agl.agent.output_type"
+
+
+def handoff_span_name(to_agent: str | None) -> str:
+    return f"{SPAN_HANDOFF} {to_agent}" if to_agent else SPAN_HANDOFF
+
+
 AGL_ROLLOUT_ID = "agl.rollout.id"
 AGL_ATTEMPT_ID = "agl.attempt.id"
 AGL_RESOURCES_ID = "agl.resources.id"
@@ -77,6 +91,12 @@ AGL_TOOL_CALL_CONTEXT = "agl.tool_call.context"
 # Rollout-level context recorded on the root span of a rollout.
 AGL_ROLLOUT_INPUT = "agl.rollout.input"
 AGL_ROLLOUT_OUTPUT = "agl.rollout.output"
+
+# Names frameworks write on their native spans, which their plugins read.
+GEN_AI_SYSTEM_DEPRECATED = "gen_ai.system"  # autogen-core 0.7; the contract reads gen_ai.provider.name
+AF_EXECUTOR_SPAN = "executor.process"  # Agent Framework workflow executors
+AF_EXECUTOR_ID = "executor.id"
+AF_EXECUTOR_TYPE = "executor.type"
 
 # Span status / exception (OTel's own names, kept here so nobody spells them twice).
 EXCEPTION_TYPE = "exception.type"

@@ -26,6 +26,7 @@ from typing import Any, Collection
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from agl_agent_framework.package import _instruments
 from agl_agent_framework.span_processor import AgentFrameworkSpanProcessor
 from agl_core.tracing.genai import suppress_llm_spans
 
@@ -58,7 +59,7 @@ def _suppressing_inner_llm_spans(original: Any, settings: Any) -> Any:
 
 class AgentFrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("agent-framework-core >= 1.20, < 2",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         from agent_framework import (

@@ -1,11 +1,11 @@
 """Pluggy hooks of the Microsoft Agent Framework plugin: they drive `AgentFrameworkInstrumentor`."""
 
+from agl_agent_framework.package import _instruments
 from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "agent_framework",
-    package="agent-framework-core",
-    versions=">=1.20,<2",
+    instruments=_instruments,
     extra="agent-framework",
     instrumentor="agl_agent_framework.instrumentor:AgentFrameworkInstrumentor",
 )

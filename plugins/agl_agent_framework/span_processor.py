@@ -7,14 +7,11 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from agl_core.tracing import semconv
+from agl_core.tracing import genai, semconv
 from agl_core.tracing.processors import TaggingSpanProcessor
 
 #: Instrumentation scope of every span agent_framework.observability emits.
 AGENT_FRAMEWORK_SCOPE = "agent_framework"
-_EXECUTOR_SPAN = "executor.process"
-_EXECUTOR_ID = "executor.id"
-_EXECUTOR_TYPE = "executor.type"
 #: Executors that wrap an agent: the agent's own ``invoke_agent`` span sits right under them.
 _AGENT_EXECUTORS = frozenset({"AgentExecutor"})
 
@@ -33,12 +30,11 @@ class AgentFrameworkSpanProcessor(TaggingSpanProcessor):
 
     def _tag(self, span: Any, parent_context: otel_context.Context | None) -> None:
         attrs = span.attributes or {}
-        if span.name.startswith(_EXECUTOR_SPAN) and attrs.get(_EXECUTOR_TYPE) not in _AGENT_EXECUTORS:
-            executor_id = str(attrs.get(_EXECUTOR_ID) or "")
+        if span.name.startswith(semconv.AF_EXECUTOR_SPAN) and attrs.get(semconv.AF_EXECUTOR_TYPE) not in _AGENT_EXECUTORS:
+            executor_id = str(attrs.get(semconv.AF_EXECUTOR_ID) or "")
             if executor_id:
                 span.update_name(semconv.agent_span_name(executor_id))
-                span.set_attribute(semconv.GEN_AI_OPERATION_NAME, semconv.OP_INVOKE_AGENT)
-                span.set_attribute(semconv.GEN_AI_AGENT_NAME, executor_id)
+                span.set_attributes(genai.agent_attributes(executor_id))
         elif span.name.split(" ", 1)[0] == semconv.OP_CHAT:  # attributes are set only after start
             parent = trace.get_current_span(parent_context)
             tools = (getattr(parent, "attributes", None) or {}).get(semconv.GEN_AI_TOOL_DEFINITIONS)

@@ -25,8 +25,9 @@ from typing import Any, Collection
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from agl_autogen.package import _instruments
 from agl_autogen.span_processor import AutoGenSpanProcessor
-from agl_core.tracing import semconv
+from agl_core.tracing import genai, semconv
 from agl_core.tracing.convert import json_attr
 
 log = logging.getLogger("agentlightning")
@@ -43,8 +44,8 @@ def _record_tool_io(tool: Any, args: Any, result: Any) -> None:
         return
     try:
         arguments = args.model_dump(mode="json") if hasattr(args, "model_dump") else args
-        span.set_attribute(semconv.GEN_AI_TOOL_CALL_ARGUMENTS, json_attr(arguments))
-        span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, tool.return_value_as_string(result))
+        span.set_attributes(genai.tool_attributes(tool.name, arguments=json_attr(arguments)))
+        span.set_attributes(genai.tool_result_attributes(tool.return_value_as_string(result)))
     except Exception:  # a payload we cannot serialise must not break the tool
         log.debug("could not record tool payload of %s", tool.name, exc_info=True)
 
@@ -71,7 +72,7 @@ def _owner_of_run(cls: type) -> type | None:
 
 class AutoGenInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("autogen-agentchat >= 0.7, < 0.8",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         from autogen_core.tools import (

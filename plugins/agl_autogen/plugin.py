@@ -1,11 +1,11 @@
 """Pluggy hooks of the AutoGen plugin: they drive `AutoGenInstrumentor`."""
 
+from agl_autogen.package import _instruments
 from agl_core.plugins.framework import FrameworkPlugin
 
 _plugin = FrameworkPlugin(
     "autogen",
-    package="autogen-agentchat",
-    versions=">=0.7,<0.8",
+    instruments=_instruments,
     extra="autogen",
     instrumentor="agl_autogen.instrumentor:AutoGenInstrumentor",
 )

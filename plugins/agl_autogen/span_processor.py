@@ -11,7 +11,6 @@ from agl_core.tracing.processors import TaggingSpanProcessor
 
 #: Instrumentation scope of autogen-core's `invoke_agent` / `execute_tool` / `create_agent` spans.
 AUTOGEN_GENAI_SCOPE = "autogen-core"
-_DEPRECATED_SYSTEM = "gen_ai.system"
 
 
 class AutoGenSpanProcessor(TaggingSpanProcessor):
@@ -27,8 +26,8 @@ class AutoGenSpanProcessor(TaggingSpanProcessor):
 
     def _tag(self, span: Any, parent_context: otel_context.Context | None) -> None:
         attrs = span.attributes or {}
-        if _DEPRECATED_SYSTEM in attrs and semconv.GEN_AI_PROVIDER_NAME not in attrs:
-            span.set_attribute(semconv.GEN_AI_PROVIDER_NAME, attrs[_DEPRECATED_SYSTEM])
+        if semconv.GEN_AI_SYSTEM_DEPRECATED in attrs and semconv.GEN_AI_PROVIDER_NAME not in attrs:
+            span.set_attribute(semconv.GEN_AI_PROVIDER_NAME, attrs[semconv.GEN_AI_SYSTEM_DEPRECATED])
         op, _, subject = span.name.partition(" ")
         if op == semconv.OP_INVOKE_AGENT and subject and semconv.GEN_AI_AGENT_NAME not in attrs:
             span.set_attribute(semconv.GEN_AI_AGENT_NAME, subject)

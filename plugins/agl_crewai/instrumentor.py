@@ -33,11 +33,13 @@ from typing import Any, Callable, Collection
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from agl_core.tracing import genai
 from agl_crewai import spans
+from agl_crewai.package import _instruments
 
 log = logging.getLogger("agentlightning")
 
-Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[str, dict[str, Any]]]
+Describe = Callable[[trace.Tracer, Any, tuple[Any, ...], dict[str, Any]], trace.Span]
 OnResult = Callable[[Any], dict[str, Any]]
 
 # (module, class, method, span description, attributes from the result)
@@ -63,8 +65,7 @@ _tracer: trace.Tracer = trace.NoOpTracer()
 
 def _start(describe: Describe, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
-        name, attributes = describe(instance, args, kwargs)
-        return _tracer.start_span(name, attributes=attributes)
+        return describe(_tracer, instance, args, kwargs)
     except Exception:
         log.debug("agl_crewai: could not start a span", exc_info=True)
         return None
@@ -88,7 +89,7 @@ def _traced(original: Any, describe: Describe, on_result: OnResult | None) -> An
             span = _start(describe, self, args, kwargs)
             if span is None:
                 return await original(self, *args, **kwargs)
-            with trace.use_span(span, end_on_exit=True):
+            with genai.use_span(span):
                 result = await original(self, *args, **kwargs)
                 _record(span, on_result, result)
                 return result
@@ -100,7 +101,7 @@ def _traced(original: Any, describe: Describe, on_result: OnResult | None) -> An
         span = _start(describe, self, args, kwargs)
         if span is None:
             return original(self, *args, **kwargs)
-        with trace.use_span(span, end_on_exit=True):
+        with genai.use_span(span):
             result = original(self, *args, **kwargs)
             _record(span, on_result, result)
             return result
@@ -110,7 +111,7 @@ def _traced(original: Any, describe: Describe, on_result: OnResult | None) -> An
 
 class CrewAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("crewai >= 1.0, < 2",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         import crewai  # noqa: F401  ImportError: not installed, the only error we raise

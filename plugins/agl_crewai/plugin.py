@@ -1,11 +1,11 @@
 """Pluggy hooks of the CrewAI plugin: they drive `CrewAIInstrumentor`."""
 
 from agl_core.plugins.framework import FrameworkPlugin
+from agl_crewai.package import _instruments
 
 _plugin = FrameworkPlugin(
     "crewai",
-    package="crewai",
-    versions=">=1.0,<2",
+    instruments=_instruments,
     extra="crewai",
     instrumentor="agl_crewai.instrumentor:CrewAIInstrumentor",
 )

@@ -1,68 +1,54 @@
-"""What each wrapped CrewAI call becomes as a span: its name and attributes, before and after."""
+"""What each wrapped CrewAI call becomes: the span it opens (with `genai`), and what its result adds."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agl_core.tracing import semconv
-from agl_core.tracing.convert import json_attr, parse_json_attr
+from opentelemetry import trace
+
+from agl_core.tracing import genai, semconv
+from agl_core.tracing.convert import parse_json_attr
 
 Attributes = dict[str, Any]
-#: GenAI convention attribute that agl_core.tracing.semconv does not name yet
-GEN_AI_AGENT_DESCRIPTION = "gen_ai.agent.description"
 
 
-def _invoke_agent(name: str, obj: Any) -> Attributes:
-    """``invoke_agent`` attributes for a crew, task or agent called `name`, with its id if it has one."""
-    attrs: Attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: name}
-    if getattr(obj, "id", None):
-        attrs[semconv.GEN_AI_AGENT_ID] = str(obj.id)
-    return attrs
+def _agent(tracer: trace.Tracer, name: str, obj: Any, description: Any = None, **extra: Any) -> trace.Span:
+    """``invoke_agent {name}`` for a crew, task or agent, with its id and description if it has them."""
+    attrs: Attributes = {semconv.GEN_AI_AGENT_ID: str(obj.id) if getattr(obj, "id", None) else None}
+    if description:
+        attrs[semconv.GEN_AI_AGENT_DESCRIPTION] = str(description)
+    return genai.start_agent_span(name, attributes={**attrs, **extra}, tracer=tracer)
 
 
-def crew_span(crew: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
-    name = str(getattr(crew, "name", None) or "crew")
-    return semconv.agent_span_name(name), _invoke_agent(name, crew)
+def crew_span(tracer: trace.Tracer, crew: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Span:
+    return _agent(tracer, str(getattr(crew, "name", None) or "crew"), crew)
 
 
-def task_span(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
+def task_span(tracer: trace.Tracer, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Span:
     """A task is a unit of work of the crew: an ``invoke_agent`` named after the task."""
-    name = str(getattr(task, "name", None) or "task")
-    attrs = _invoke_agent(name, task)
-    if getattr(task, "description", None):
-        attrs[GEN_AI_AGENT_DESCRIPTION] = str(task.description)
-    return semconv.agent_span_name(name), attrs
+    return _agent(tracer, str(getattr(task, "name", None) or "task"), task, getattr(task, "description", None))
 
 
-def agent_span(agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
+def agent_span(tracer: trace.Tracer, agent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Span:
     """A CrewAI agent is known by its role."""
-    role = str(getattr(agent, "role", None) or "agent")
-    attrs = _invoke_agent(role, agent)
-    if getattr(agent, "goal", None):
-        attrs[GEN_AI_AGENT_DESCRIPTION] = str(agent.goal)
     model = getattr(getattr(agent, "llm", None), "model", None)
-    if isinstance(model, str):
-        attrs[semconv.GEN_AI_REQUEST_MODEL] = model
-    return semconv.agent_span_name(role), attrs
+    extra = {semconv.GEN_AI_REQUEST_MODEL: model} if isinstance(model, str) else {}
+    role = str(getattr(agent, "role", None) or "agent")
+    return _agent(tracer, role, agent, getattr(agent, "goal", None), **extra)
 
 
-def native_tool_call_span(executor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Attributes]:
+def native_tool_call_span(tracer: trace.Tracer, executor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> trace.Span:
     from crewai.utilities.agent_utils import extract_tool_call_info
 
     tool_call = args[0] if args else kwargs.get("tool_call")
     info = extract_tool_call_info(tool_call)
     if not info:
-        return semconv.tool_span_name(None), {semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL}
+        return genai.start_tool_span(None, tracer=tracer)
     call_id, name, arguments = info
-    return semconv.tool_span_name(name), {
-        semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
-        semconv.GEN_AI_TOOL_NAME: name,
-        semconv.GEN_AI_TOOL_CALL_ID: str(call_id),
-        semconv.GEN_AI_TOOL_CALL_ARGUMENTS: json_attr(parse_json_attr(arguments)),
-    }
+    return genai.start_tool_span(name, arguments=parse_json_attr(arguments), call_id=str(call_id), tracer=tracer)
 
 
 def native_tool_call_result(result: Any) -> Attributes:
     if isinstance(result, dict) and "result" in result:
-        return {semconv.GEN_AI_TOOL_CALL_RESULT: str(result["result"])}
+        return genai.tool_result_attributes(str(result["result"]))
     return {}

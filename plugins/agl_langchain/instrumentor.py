@@ -13,12 +13,14 @@ from typing import Any, Collection
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from agl_langchain.package import _instruments
+
 
 class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Adds :class:`agl_langchain.handler.AglCallbackHandler` to every LangChain callback manager."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("langchain-core >= 1.0, < 2",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         from langchain_core.tracers.context import register_configure_hook

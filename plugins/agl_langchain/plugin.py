@@ -1,11 +1,11 @@
 """Pluggy hooks of the LangChain/LangGraph plugin: they drive `LangChainInstrumentor`."""
 
 from agl_core.plugins.framework import FrameworkPlugin
+from agl_langchain.package import _instruments
 
 _plugin = FrameworkPlugin(
     "langchain",
-    package="langchain-core",
-    versions=">=1.0,<2",
+    instruments=_instruments,
     extra="langchain",
     instrumentor="agl_langchain.instrumentor:LangChainInstrumentor",
 )

@@ -15,6 +15,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 
+from agl_openai.package import _instruments
+
 log = logging.getLogger("agentlightning")
 
 # (module, class.method, api, is_async)
@@ -35,7 +37,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     streaming, structured output) and propagates the trace context in the request headers."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("openai >= 2.45, < 3",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         import wrapt  # noqa: F401  (ImportError is the one error an instrumentor may raise)

@@ -1,11 +1,11 @@
 """Pluggy hooks of the openai plugin: they drive `OpenAIInstrumentor`."""
 
 from agl_core.plugins.framework import FrameworkPlugin
+from agl_openai.package import _instruments
 
 _plugin = FrameworkPlugin(
     "openai",
-    package="openai",
-    versions=">=2.45,<3",
+    instruments=_instruments,
     extra="openai",
     instrumentor="agl_openai.instrumentor:OpenAIInstrumentor",
 )

@@ -13,12 +13,14 @@ from typing import Any, Collection
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from agl_openai_agents.package import _instruments
+
 
 class OpenAIAgentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     processor: Any = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("openai-agents >= 0.3, < 0.21",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         import agents

@@ -1,11 +1,11 @@
 """Pluggy hooks of the OpenAI Agents SDK plugin: they drive `OpenAIAgentsInstrumentor`."""
 
 from agl_core.plugins.framework import FrameworkPlugin
+from agl_openai_agents.package import _instruments
 
 _plugin = FrameworkPlugin(
     "openai_agents",
-    package="openai-agents",
-    versions=">=0.3,<0.21",
+    instruments=_instruments,
     extra="openai-agents",
     instrumentor="agl_openai_agents.instrumentor:OpenAIAgentsInstrumentor",
 )

@@ -19,45 +19,35 @@ from agents.tracing import TracingProcessor
 from agents.tracing.span_data import AgentSpanData, FunctionSpanData, HandoffSpanData
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
-from agl_core.tracing import semconv
-from agl_core.tracing.convert import json_attr
+from agl_core.tracing import genai, semconv
 
 log = logging.getLogger("agentlightning")
 
-HANDOFF_FROM = "agl.handoff.from_agent"
-HANDOFF_TO = "agl.handoff.to_agent"
 
-
-def _start_attributes(data: Any) -> tuple[str, dict[str, Any]] | None:
+def _start(tracer: trace.Tracer, data: Any, context: otel_context.Context) -> trace.Span | None:
     if isinstance(data, AgentSpanData):
-        attrs: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT, semconv.GEN_AI_AGENT_NAME: data.name}
-        return semconv.agent_span_name(data.name), attrs
+        return genai.start_agent_span(data.name, context=context, tracer=tracer)
     if isinstance(data, FunctionSpanData):
-        attrs = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: data.name}
-        return semconv.tool_span_name(data.name), attrs
+        return genai.start_tool_span(data.name, context=context, tracer=tracer)
     if isinstance(data, HandoffSpanData):
-        return "handoff", {HANDOFF_FROM: data.from_agent or ""}
+        attrs = {semconv.AGL_HANDOFF_FROM: data.from_agent or ""}
+        return tracer.start_span(semconv.handoff_span_name(None), context=context, attributes=attrs)
     return None
 
 
 def _end_attributes(data: Any) -> dict[str, Any]:
     if isinstance(data, AgentSpanData):
-        attrs = {"agl.agent.tools": list(data.tools or []), "agl.agent.handoffs": list(data.handoffs or [])}
+        attrs = {semconv.AGL_AGENT_TOOLS: list(data.tools or []), semconv.AGL_AGENT_HANDOFFS: list(data.handoffs or [])}
         if data.output_type:
-            attrs["gen_ai.output.type"] = "text" if data.output_type == "str" else "json"
-            attrs["agl.agent.output_type"] = data.output_type
+            attrs[semconv.GEN_AI_OUTPUT_TYPE] = "text" if data.output_type == "str" else "json"
+            attrs[semconv.AGL_AGENT_OUTPUT_TYPE] = data.output_type
         return attrs
     if isinstance(data, FunctionSpanData):
-        attrs = {}
-        if data.input is not None:
-            attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = str(data.input)
-        if data.output is not None:
-            attrs[semconv.GEN_AI_TOOL_CALL_RESULT] = data.output if isinstance(data.output, str) else json_attr(data.output)
-        return attrs
+        attrs = genai.tool_attributes(data.name, arguments=None if data.input is None else str(data.input))
+        return attrs | (genai.tool_result_attributes(data.output) if data.output is not None else {})
     if isinstance(data, HandoffSpanData):
-        return {HANDOFF_TO: data.to_agent or "", HANDOFF_FROM: data.from_agent or ""}
+        return {semconv.AGL_HANDOFF_TO: data.to_agent or "", semconv.AGL_HANDOFF_FROM: data.from_agent or ""}
     return {}
 
 
@@ -80,14 +70,12 @@ class AglTracingProcessor(TracingProcessor):  # type: ignore[misc]
         if not self.enabled:
             return
         try:
-            described = _start_attributes(span.span_data)
-            if described is None:
-                return
-            name, attrs = described
             with self._lock:
                 parent = self._open.get(span.parent_id) if span.parent_id else None
             ctx = trace.set_span_in_context(parent[0]) if parent else otel_context.get_current()
-            otel_span = self.tracer.start_span(name, context=ctx, attributes=attrs)
+            otel_span = _start(self.tracer, span.span_data, ctx)
+            if otel_span is None:
+                return
             token = otel_context.attach(trace.set_span_in_context(otel_span, otel_context.get_current()))
             with self._lock:
                 self._open[span.span_id] = (otel_span, token)
@@ -105,9 +93,9 @@ class AglTracingProcessor(TracingProcessor):  # type: ignore[misc]
             data = span.span_data
             otel_span.set_attributes(_end_attributes(data))
             if isinstance(data, HandoffSpanData) and data.to_agent:
-                otel_span.update_name(f"handoff {data.to_agent}")
+                otel_span.update_name(semconv.handoff_span_name(data.to_agent))
             if span.error:
-                otel_span.set_status(Status(StatusCode.ERROR, str(span.error.get("message", ""))))
+                genai.fail(otel_span, str(span.error.get("message", "")))
         except Exception:
             log.debug("agl_openai_agents: could not describe a span", exc_info=True)
         finally:

@@ -146,8 +146,9 @@ async def test_uninstrument_restores_agent_framework(store):
 
 
 async def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
-    import agl_agent_framework.instrumentor as instrumentor
     from agent_framework.observability import ChatTelemetryLayer
+
+    import agl_agent_framework.instrumentor as instrumentor
 
     original = ChatTelemetryLayer.get_response
     instrumentor.AgentFrameworkInstrumentor().instrument(skip_dep_check=True, tracer_provider=BrokenProvider())

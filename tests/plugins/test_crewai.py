@@ -148,9 +148,10 @@ def test_uninstrument_restores_crewai(store):
 
 
 def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
+    from crewai.agent.core import Agent as AgentClass
+
     import agl_crewai.instrumentor
     import agl_crewai.spans
-    from crewai.agent.core import Agent as AgentClass
 
     original = AgentClass.__dict__["execute_task"]
     from agl_crewai.instrumentor import CrewAIInstrumentor
@@ -161,7 +162,7 @@ def test_instrumentation_never_raises_into_user_code(store, monkeypatch):
 
     instrument(["openai", "crewai"])
     # a span we cannot describe (here: the tool's) is skipped, the call goes on
-    monkeypatch.setattr(agl_crewai.spans, "json_attr", broken)
+    monkeypatch.setattr(agl_crewai.spans, "parse_json_attr", broken)
     with ScriptedOpenAI(calculator_responder) as server:
         with agl.tracer.trace("calc-run") as run:
             output = _calculator_crew(server).kickoff()

@@ -156,7 +156,7 @@ async def test_processor_failures_never_reach_user_code(store, server, monkeypat
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(processor, "_start_attributes", broken)
+    monkeypatch.setattr(processor, "_start", broken)
     monkeypatch.setattr(processor, "_end_attributes", broken)
     agent = Agent(name="calc", tools=[add], model=model(server))
     async with agl.tracer.trace("robust"):
