@@ -5,7 +5,7 @@ What is measured: the *update* only — from a batch of already sampled completi
 weights (forward over prompt + completion, clipped GRPO loss, backward, grad clipping, AdamW
 step). Generation is excluded on both sides: TRL generates the batch once
 (``_generate_and_score_completions``), then its ``compute_loss`` + backward + optimizer step is
-timed on that batch; ours (`RLAlgorithm._update`) is timed on the very same prompt and completion
+timed on that batch; ours (`agl_trl.update.PolicyUpdate`) is timed on the very same prompt and completion
 token ids and rewards. Same model weights at the start of each repeat, same loss settings
 (``loss_type=dapo``, ``beta=0``, one update per batch), same precision (float32: TRL's
 default bf16 autocast, which it applies on CPU too, is turned off). Tokens = unpadded prompt + completion
@@ -27,8 +27,9 @@ from datasets import Dataset
 
 from agl_trl import arith
 from agl_trl.config import RLConfig
-from agl_trl.rl import Batch, RLAlgorithm, _StepContext
+from agl_trl.objectives import objective_for
 from agl_trl.tiny_model import CHAT_TEMPLATE, TinyModelSpec, new_model, train_tokenizer
+from agl_trl.update import Batch, PolicyUpdate
 
 
 def build(hidden: int, layers: int) -> tuple[Any, Any]:
@@ -77,7 +78,7 @@ def time_trl(trainer: Any, model: Any, inputs: dict[str, Any]) -> float:
     return time.perf_counter() - start
 
 
-def ours_batch(inputs: dict[str, Any], group: int) -> tuple[Batch, torch.Tensor]:
+def ours_batch(inputs: dict[str, Any], group: int) -> Batch:
     batch = Batch()
     prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"].bool()
     completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"].bool()
@@ -87,16 +88,16 @@ def ours_batch(inputs: dict[str, Any], group: int) -> tuple[Batch, torch.Tensor]
         batch.owner.append(i)
         batch.rewards.append(float(i % 2))
         batch.groups.append(str(i // group))
-    return batch, torch.tensor(batch.rewards)
+    return batch
 
 
-def time_ours(model: Any, tokenizer: Any, batch: Batch, rewards: torch.Tensor, args: argparse.Namespace) -> float:
+def time_ours(model: Any, tokenizer: Any, batch: Batch, args: argparse.Namespace) -> float:
     config = RLConfig(model="bench", batch_size=args.tasks, group_size=args.group, max_new_tokens=args.completion, learning_rate=1e-5)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    ctx = _StepContext(None, None, model, tokenizer, optimizer, scheduler, None, "bench")  # type: ignore[arg-type]
+    update = PolicyUpdate(config, objective_for(config), model, tokenizer, optimizer, scheduler)
     start = time.perf_counter()
-    RLAlgorithm(config)._update(ctx, batch, rewards)
+    update(batch)
     return time.perf_counter() - start
 
 
@@ -113,14 +114,14 @@ def main() -> None:
     model, tokenizer = build(args.hidden, args.layers)
     initial = copy.deepcopy(model.state_dict())
     trainer, inputs = trl_batch(model, tokenizer, args)
-    batch, rewards = ours_batch(inputs, args.group)
+    batch = ours_batch(inputs, args.group)
     tokens = batch.tokens
     trl_times, our_times = [], []
     for _ in range(args.repeats):  # interleaved, each from the same weights
         model.load_state_dict(initial)
         trl_times.append(time_trl(trainer, model, inputs))
         model.load_state_dict(initial)
-        our_times.append(time_ours(model, tokenizer, batch, rewards, args))
+        our_times.append(time_ours(model, tokenizer, batch, args))
     trl_s, ours_s = statistics.median(trl_times), statistics.median(our_times)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"model: {params:.2f}M params; batch: {len(batch.prompts)} rows ({args.tasks} tasks x {args.group}), "

@@ -26,7 +26,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -34,20 +34,12 @@ import numpy as np
 import torch
 
 from agl_core.store.base import LightningStore
-from agl_core.training.adapters import rollout_triplets
 from agl_core.training.algorithm import Algorithm
-from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
+from agl_core.types import ModelCheckpoint, Run, Task, new_id
 
 from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
 from .config import RLConfig
-from .losses import (
-    grpo_advantages,
-    grpo_loss,
-    rloo_advantages,
-    rloo_loss,
-    sequence_kl,
-    token_logps,
-)
+from .objectives import objective_for
 from .policy import (
     derive_seed,
     endpoint_with,
@@ -57,60 +49,9 @@ from .policy import (
     policy_to_train,
     serving,
 )
+from .update import Batch, PolicyUpdate, build_batch
 
 log = logging.getLogger("agentlightning")
-
-#: Rows (LLM calls) per forward/backward pass; bounds activation memory, not the batch.
-MICRO_BATCH_ROWS = 32
-
-
-@dataclass
-class Batch:
-    """What the loss sees: one row per LLM call of a kept rollout, in task order."""
-
-    prompts: list[list[int]] = field(default_factory=list)
-    completions: list[list[int]] = field(default_factory=list)
-    agents: list[str | None] = field(default_factory=list)
-    #: index into `rewards` of each row's rollout
-    owner: list[int] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
-    dropped: int = 0
-    untrainable_calls: int = 0
-
-    @property
-    def tokens(self) -> int:
-        return sum(len(p) + len(c) for p, c in zip(self.prompts, self.completions))
-
-
-def build_batch(
-    store: LightningStore, rollouts: Sequence[Rollout], tasks: Sequence[Task], agents: Sequence[str] | None
-) -> Batch:
-    """Rows for the loss from finished rollouts, ordered by (task, repeat) whatever the finishing order.
-
-    A rollout that failed, or succeeded without a reward, is dropped; a call whose span lacks token
-    ids (the agent bypassed the trainer's endpoint) cannot be trained on and is counted, not guessed.
-    """
-    position = {t.task_id: i for i, t in enumerate(tasks)}
-    kept = sorted(
-        (r for r in rollouts if r.status == "succeeded" and r.final_reward is not None),
-        key=lambda r: (position.get(r.task_id or "", len(position)), r.metadata.get("repeat", 0)),
-    )
-    batch = Batch()
-    for rollout in kept:
-        index = len(batch.rewards)
-        batch.rewards.append(float(rollout.final_reward or 0.0))
-        batch.groups.append(rollout.task_id or rollout.rollout_id)
-        for triplet in rollout_triplets(store, rollout, agents=agents or None):
-            if not triplet.prompt_token_ids or not triplet.response_token_ids:
-                batch.untrainable_calls += 1
-                continue
-            batch.prompts.append(triplet.prompt_token_ids)
-            batch.completions.append(triplet.response_token_ids)
-            batch.agents.append(triplet.agent_name)
-            batch.owner.append(index)
-    return batch
-
 
 class RLAlgorithm(Algorithm):
     """GRPO or RLOO (``config.algorithm``) on a locally served policy; see the module docstring."""
@@ -169,7 +110,8 @@ class RLAlgorithm(Algorithm):
         heldout: dict[str, Any] = json.loads(heldout_path.read_text()) if state is not None and heldout_path.exists() else {}
 
         with _run_log(out) as log_path, serving(model, tokenizer, store, version=start) as server:
-            ctx = _StepContext(store, server, model, tokenizer, optimizer, scheduler, reference, run_id)
+            update = PolicyUpdate(cfg, objective_for(cfg), model, tokenizer, optimizer, scheduler, reference)
+            ctx = _StepContext(store, server, update, run_id)
 
             def held_out(label: str) -> dict[str, float]:
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
@@ -230,7 +172,7 @@ class RLAlgorithm(Algorithm):
             "step": step,
             "reward_mean": rewards.mean().item() if len(rewards) else 0.0,
             "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0,
-            "zero_variance_groups": _zero_variance_fraction(batch),
+            "zero_variance_groups": batch.zero_variance_fraction(),
             "rollouts": len(batch.rewards),
             "dropped_rollouts": batch.dropped,
             "rows": len(batch.prompts),
@@ -239,124 +181,20 @@ class RLAlgorithm(Algorithm):
         }
         started = time.perf_counter()
         with ctx.server.paused():
-            metrics.update(self._update(ctx, batch, rewards))
+            metrics.update(ctx.update(batch))
         update_s = time.perf_counter() - started
         ctx.server.set_policy(version=step)
         metrics["update_s"] = update_s
         metrics["tokens_per_s"] = batch.tokens * cfg.updates_per_batch / update_s if batch.prompts else 0.0
         return metrics
 
-    def _update(self, ctx: "_StepContext", batch: Batch, rewards: torch.Tensor) -> dict[str, Any]:
-        """``updates_per_batch`` optimizer steps on the batch; returns loss, kl, clip_fraction."""
-        cfg, model = self.config, ctx.model
-        if not batch.prompts:
-            return {"loss": 0.0, "kl": None, "clip_fraction": 0.0}
-        temperature = cfg.temperature or 1.0
-        chunks = [slice(i, i + MICRO_BATCH_ROWS) for i in range(0, len(batch.prompts), MICRO_BATCH_ROWS)]
-        pad = ctx.tokenizer.pad_token_id
-
-        def logps(net: Any, part: slice) -> tuple[torch.Tensor, torch.Tensor]:
-            return token_logps(net, batch.prompts[part], batch.completions[part], pad_token_id=pad, temperature=temperature)
-
-        need_old = cfg.updates_per_batch > 1 or (cfg.algorithm == "rloo" and cfg.beta)
-        with torch.no_grad(), _no_kv_cache(model):
-            old = [logps(model, c)[0] for c in chunks] if need_old else [None] * len(chunks)
-            ref = [self._ref_logps(ctx, logps, c) for c in chunks] if cfg.beta else [None] * len(chunks)
-        owner = torch.tensor(batch.owner)
-        kl_value = None
-        if cfg.algorithm == "rloo":
-            if cfg.beta:
-                row_kl = torch.cat([sequence_kl(o, r, _mask(batch.completions[c], o.size(1))) for o, r, c in zip(old, ref, chunks)])
-                penalty = torch.zeros_like(rewards).index_add_(0, owner, row_kl)
-                rewards = rewards - cfg.beta * penalty
-                kl_value = row_kl.mean().item()
-            advantages = rloo_advantages(rewards, batch.groups)[owner]
-        else:
-            advantages = grpo_advantages(rewards, batch.groups, scale_rewards=cfg.scale_rewards)[owner]
-        n_rows, n_tokens = len(batch.prompts), sum(len(c) for c in batch.completions)
-        model.train()
-        with _no_kv_cache(model):
-            total, clipped, kls = self._optimize(ctx, batch, chunks, logps, old, ref, advantages, n_rows, n_tokens)
-        model.eval()
-        if kls:
-            kl_value = sum(kls) / n_tokens
-        return {"loss": total, "kl": kl_value, "clip_fraction": clipped / n_tokens}
-
-    def _optimize(
-        self, ctx: "_StepContext", batch: Batch, chunks: list[slice], logps: Any, old: list[Any], ref: list[Any],
-        advantages: torch.Tensor, n_rows: int, n_tokens: int,
-    ) -> tuple[float, float, list[float]]:  # fmt: skip
-        cfg, model = self.config, ctx.model
-        for _ in range(cfg.updates_per_batch):
-            total, clipped, kls = 0.0, 0.0, []
-            for chunk, old_c, ref_c in zip(chunks, old, ref):
-                new, mask = logps(model, chunk)
-                if cfg.algorithm == "rloo":
-                    loss, m = rloo_loss(new, old_c, advantages[chunk], mask, epsilon_low=cfg.clip_eps, epsilon_high=cfg.clip_eps_high)
-                    scale = mask.size(0) / n_rows
-                else:
-                    loss, m = grpo_loss(
-                        new, old_c, advantages[chunk], mask, ref_logps=ref_c, beta=cfg.beta, epsilon_low=cfg.clip_eps,
-                        epsilon_high=cfg.clip_eps_high, loss_type=cfg.loss_type, num_items=n_tokens,
-                        max_completion_length=cfg.max_new_tokens,
-                    )  # fmt: skip
-                    scale = 1.0 if cfg.loss_type == "dapo" else mask.size(0) / n_rows
-                    if "kl" in m:
-                        kls.append(m["kl"] * mask.sum().item())
-                (loss * scale).backward()
-                total += loss.item() * scale
-                clipped += m["clip_ratio"] * mask.sum().item()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
-            ctx.optimizer.step()
-            ctx.scheduler.step()
-            ctx.optimizer.zero_grad(set_to_none=True)
-        return total, clipped, kls
-
-    @staticmethod
-    def _ref_logps(ctx: "_StepContext", logps: Any, chunk: slice) -> torch.Tensor:
-        if ctx.reference is not None:
-            return logps(ctx.reference, chunk)[0]
-        with ctx.model.disable_adapter():  # LoRA: the base model is the reference
-            return logps(ctx.model, chunk)[0]
-
-
-def _mask(completions: list[list[int]], width: int) -> torch.Tensor:
-    """Completion-token mask of right-padded completions (as `token_logps` builds it)."""
-    lengths = torch.tensor([len(c) for c in completions])
-    return (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).float()
-
-
-@contextlib.contextmanager
-def _no_kv_cache(model: Any) -> Iterator[None]:
-    """Training forwards need no KV cache; building one costs time (the server asks for its own)."""
-    config = getattr(model, "config", None)
-    previous = getattr(config, "use_cache", None)
-    if config is not None:
-        config.use_cache = False
-    try:
-        yield
-    finally:
-        if config is not None:
-            config.use_cache = previous
-
 
 @dataclass
 class _StepContext:
     store: LightningStore
     server: Any
-    model: Any
-    tokenizer: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    reference: Any
+    update: PolicyUpdate
     run_id: str
-
-
-def _zero_variance_fraction(batch: Batch) -> float:
-    by_group: dict[str, set[float]] = {}
-    for group, reward in zip(batch.groups, batch.rewards):
-        by_group.setdefault(group, set()).add(reward)
-    return sum(len(v) == 1 for v in by_group.values()) / len(by_group) if by_group else 0.0
 
 
 def _fmt(metrics: dict[str, Any]) -> str:
