@@ -17,7 +17,7 @@ from agl_langchain.package import _instruments
 
 
 class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Adds :class:`agl_langchain.handler.AglCallbackHandler` to every LangChain callback manager."""
+    """Adds :class:`agl_langchain.callbacks.AglCallbackHandler` to every LangChain callback manager."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -25,7 +25,7 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         from langchain_core.tracers.context import register_configure_hook
 
-        from agl_langchain.handler import AglCallbackHandler
+        from agl_langchain.callbacks import AglCallbackHandler
 
         tracer = trace.get_tracer("agl_langchain", tracer_provider=kwargs.get("tracer_provider"))
         self.handler = AglCallbackHandler(tracer)

@@ -3,7 +3,7 @@
 Adds :class:`AglTracingProcessor` with ``agents.add_trace_processor`` (the user's processors,
 including the SDK's own exporter, stay). Uninstrumenting switches it off; it stays registered,
 as the SDK can only replace the whole processor list. The chat spans come from the openai
-plugin, which the pluggy hook turns on alongside (see :mod:`agl_openai_agents.processor`).
+plugin, which the pluggy hook turns on alongside (see :mod:`agl_openai_agents.callbacks`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class OpenAIAgentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         import agents
 
-        from agl_openai_agents.processor import AglTracingProcessor
+        from agl_openai_agents.callbacks import AglTracingProcessor
 
         if self.processor is None:
             tracer = trace.get_tracer("agl_openai_agents", tracer_provider=kwargs.get("tracer_provider"))

@@ -174,14 +174,14 @@ def test_uninstrument_restores_behaviour_and_emits_nothing(store, server):
 
 
 def test_handler_failures_never_reach_user_code(store, server, monkeypatch):
-    from agl_langchain import handler
+    from agl_langchain import callbacks
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(handler, "chat_request_attributes", broken)
-    monkeypatch.setattr(handler, "_response_attributes", broken)
-    monkeypatch.setattr(handler, "json_attr", broken)
+    monkeypatch.setattr(callbacks, "chat_request_attributes", broken)
+    monkeypatch.setattr(callbacks, "_response_attributes", broken)
+    monkeypatch.setattr(callbacks, "json_attr", broken)
     agent = create_react_agent(llm(server), [add], name="calc")
     with agl.tracer.trace("robust") as run:
         assert agent.invoke({"messages": [("user", "2+3?")]})["messages"][-1].content == "The sum is 5."

@@ -151,13 +151,13 @@ async def test_uninstrument_keeps_behaviour_and_emits_nothing(store, server):
 
 
 async def test_processor_failures_never_reach_user_code(store, server, monkeypatch):
-    from agl_openai_agents import processor
+    from agl_openai_agents import callbacks
 
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(processor, "_start", broken)
-    monkeypatch.setattr(processor, "_end_attributes", broken)
+    monkeypatch.setattr(callbacks, "_start", broken)
+    monkeypatch.setattr(callbacks, "_end_attributes", broken)
     agent = Agent(name="calc", tools=[add], model=model(server))
     async with agl.tracer.trace("robust"):
         assert (await Runner.run(agent, "2+3?")).final_output == "The sum is 5."
