@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from agl_apo.factory import build_apo
 
+from agl_apo.factory import build_apo
 from agl_core.cli.config import ConfigError, load_config, parse_config
 from tests.apo.scripted_rooms import EXAMPLE_DIR, RULES, rules_in
 

@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from agl_core.cli.config import ConfigError, load_config, parse_config
+from agl_core.cli.main import main
+from agl_core.plugins.manager import get_plugin_manager
 from agl_core.training.tasksets import load_tasks
+from tests.core import algorithm_plugin
 
 CLI = [sys.executable, "-m", "agl_core.cli.main"]
 
@@ -20,12 +25,62 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=os.environ.copy())
 
 
+@pytest.fixture()
+def echo_plugin():
+    """`tests.core.algorithm_plugin` registered into the plugin manager for one test."""
+    pm = get_plugin_manager()
+    pm.register(algorithm_plugin, name="test-algorithms")
+    yield
+    pm.unregister(algorithm_plugin)
+
+
+def echo_config(folder: Path, **training) -> Path:
+    (folder / "tasks.jsonl").write_text("".join(json.dumps({"id": f"t{a}{i}", "answer": a}) + "\n" for i, a in enumerate([1, 0, 1])))
+    config = {
+        "agent": {"name": "echo", "type": "python", "entrypoint": "tests.core.algorithm_plugin:agent"},
+        "training": {"algorithm": "echo", "n_workers": 1, **training},
+        "environment": {"train_tasks": "tasks.jsonl"},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder / "config.yaml"
+
+
 def test_errors_name_the_field_path() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"training": {"batch_size": "eight", "episodes": 0}, "agent": {"type": "magic"}, "bogus": 1})
+        parse_config({"training": {"batch_size": "eight", "episodes": 0, "group_size": "four"}, "agent": {"type": "magic"}, "bogus": 1})
     text = str(info.value)
-    assert "training.batch_size" in text and "'eight'" in text
-    assert "training.episodes" in text and "agent.type" in text and "bogus" in text
+    assert "training.batch_size: Input should be a valid integer" in text and "(got 'eight')" in text
+    assert "training.group_size: Input should be a valid integer" in text and "(got 'four')" in text  # grpo's own option
+    assert "training.episodes" in text and "agent.type" in text
+    assert "bogus: unknown key; known: agent, apo, environment, model, store, training" in text
+
+
+def test_a_bad_option_of_a_registered_algorithm_names_its_field(echo_plugin) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"training": {"algorithm": "echo", "repeats": "twice", "group_size": 8}})
+    text = str(info.value)
+    assert "training.repeats: Input should be a valid integer, unable to parse string as an integer (got 'twice')" in text
+    assert "training.group_size: unknown key; known: algorithm, batch_size, episodes, n_workers, output_dir, repeats, seed" in text
+    with pytest.raises(ConfigError, match="training.algorithm: 'ppo' is not available; available: apo, echo, grpo, needs-gpu, rloo, sft"):
+        parse_config({"training": {"algorithm": "ppo"}})
+
+
+def test_a_plugin_algorithm_trains_by_name_from_a_config(tmp_path: Path, echo_plugin) -> None:
+    config = echo_config(tmp_path, repeats=2)
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "--store", f"sqlite:///{tmp_path / 's.db'}", "--resume"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary == {"rewards": [0.0, 0.0, 1.0, 1.0, 1.0, 1.0], "resume": True, "repeats": 2}
+    dry = CliRunner().invoke(main, ["train", "--config", str(config), "--dry-run"])
+    assert dry.exit_code == 0 and "algorithm:  echo {'algorithm': 'echo', 'episodes': 1" in dry.output and "'repeats': 2}" in dry.output
+
+
+def test_the_install_hint_comes_from_the_registration(tmp_path: Path, echo_plugin) -> None:
+    config = echo_config(tmp_path)
+    config.write_text(config.read_text().replace("algorithm: echo", "algorithm: needs-gpu"))
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 2
+    assert "training.algorithm: 'needs-gpu' is not available (pip install 'agentlightning[gpu]'): no module named 'agl_test_gpu_runtime'" in result.output
 
 
 def test_sections_and_extras(tmp_path: Path) -> None:
@@ -62,6 +117,7 @@ def test_cli_version_plugins_and_bad_config(tmp_path: Path) -> None:
     assert "agent-lightning" in run_cli("--version").stdout
     out = run_cli("plugins").stdout
     assert "task sets:" in out and "math" in out
+    assert "algorithms:  apo [apo], grpo [rl], rloo [rl], sft [rl]" in out  # each with the extra that installs it
     bad = tmp_path / "bad.yaml"
     bad.write_text("training: {batch_size: eight}\nenvironment: {train_tasks: math}\n")
     result = run_cli("train", "--config", str(bad), "--dry-run")
