@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any
 
@@ -59,12 +60,20 @@ def build_tasks(config: Config, split: str) -> list[Task]:
         raise ConfigError(f"environment.{split}_tasks: {exc}") from None
 
 
+def dependency_missing(exc: ModuleNotFoundError) -> bool:
+    """Whether `exc` means a package is not installed (not that a module of an installed one is broken)."""
+    top = (exc.name or "").partition(".")[0]
+    return bool(top) and importlib.util.find_spec(top) is None
+
+
 def build_algorithm(config: Config, *, resume: bool = False) -> Algorithm:
     """The configured algorithm; `resume` (``train --resume``) continues the run in its output directory."""
     spec = algorithm_spec(config.training.algorithm)
     try:
         return spec.factory(config, resume=resume)
     except ModuleNotFoundError as exc:  # the factory imports the algorithm's dependencies
+        if not dependency_missing(exc):
+            raise
         raise ConfigError(
             f"training.algorithm: {spec.name!r} is not available{spec.install_hint()}: no module named {exc.name!r}"
         ) from None

@@ -144,6 +144,7 @@ def dashboard(host: str, port: int, store: str | None, token: str | None) -> Non
 @click.option("--store", default=None)
 def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> None:
     """Export a run's model, adapter, best prompt or traces."""
+    from agl_core.cli.launch import dependency_missing
     from agl_core.plugins.manager import merged
     from agl_core.store import LightningStore
 
@@ -153,6 +154,8 @@ def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> 
     try:
         click.echo(exporters[fmt](run=run, out=out, store=LightningStore(store), checkpoint=checkpoint))
     except ModuleNotFoundError as exc:  # a trainer's exporter imports its dependencies when called
+        if not dependency_missing(exc):
+            raise
         _fail(f"export format {fmt!r} needs {exc.name!r}, which is not installed")
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
