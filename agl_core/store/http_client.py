@@ -24,8 +24,8 @@ import httpx
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from agl_core.store.base import LightningStore, StoreError
 from agl_core.store import rules
+from agl_core.store.base import LightningStore, StoreError
 from agl_core.types import Rollout, RolloutRequest
 
 #: The store server's token (``agent-lightning collector --token``), sent by every client.
