@@ -53,7 +53,7 @@ def as_agent(agent: Any) -> RolloutAgent:
     if isinstance(agent, RolloutAgent):
         return agent
     if callable(agent):
-        return RolloutAgent(fn=agent, name=getattr(agent, "name", None) or getattr(agent, "__name__", "agent"))
+        return RolloutAgent(fn=agent, name=str(getattr(agent, "name", None) or getattr(agent, "__name__", "agent")))
     raise TypeError(f"an agent must be callable as agent(task, resources), got {agent!r}")
 
 

@@ -114,4 +114,5 @@ def enable_thread_propagation() -> None:
             return _originals["submit"](self, _run_in(otel_context.get_current(), fn), *args, **kwargs)
 
         threading.Thread.start = start  # type: ignore[method-assign]
-        concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+        # patching the class on purpose: every pool made by any library must carry the context
+        concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]

@@ -6,9 +6,16 @@ import json
 from typing import Any, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode as OtelStatusCode
 
 from agl_core.tracing import semconv
-from agl_core.types import Span, SpanEvent, SpanStatus
+from agl_core.types import Span, SpanEvent, SpanStatus, StatusCode
+
+_STATUS_CODES: dict[OtelStatusCode, StatusCode] = {
+    OtelStatusCode.UNSET: "UNSET",
+    OtelStatusCode.OK: "OK",
+    OtelStatusCode.ERROR: "ERROR",
+}
 
 
 def jsonable(value: Any) -> Any:
@@ -46,7 +53,7 @@ def span_from_otel(span: ReadableSpan) -> Span:
             )
             for e in span.events
         ],
-        status=SpanStatus(code=span.status.status_code.name, description=span.status.description),
+        status=SpanStatus(code=_STATUS_CODES[span.status.status_code], description=span.status.description),
         resource=resource,
         rollout_id=rollout_id,
         attempt_id=attempt_id,
