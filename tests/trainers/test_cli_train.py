@@ -3,6 +3,7 @@ bad configs, and the README's own config.yaml validated as written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -109,6 +110,15 @@ def test_dry_run_validates_without_training(policy, home):
     invalid = write_config(home, policy, group_size=1)
     refused = CliRunner().invoke(main, ["train", "--config", str(invalid), "--dry-run"])
     assert refused.exit_code != 0 and "group_size must be at least 2" in refused.output
+
+
+def test_the_registered_schemas_hold_the_trainers_config_fields():
+    from agl_trl.config import RLConfig
+    from agl_trl.plugin import RLOptions, SFTOptions
+    from agl_trl.sft import SFTConfig
+
+    for schema, cls in ((RLOptions, RLConfig), (SFTOptions, SFTConfig)):  # model and optimize come from model:/agent:
+        assert set(schema.model_fields) - {"n_workers"} == {f.name for f in dataclasses.fields(cls)} - {"model", "optimize"}
 
 
 def test_readme_config_dry_runs_as_written(home):

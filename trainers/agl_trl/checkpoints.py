@@ -108,6 +108,3 @@ def load_state(path: str | Path) -> dict[str, Any]:
     """A checkpoint's ``trainer_state.pt`` (python/numpy RNG states need full unpickling)."""
     return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)
 
-
-def is_lora(path: str | Path) -> bool:
-    return (Path(path) / "adapter_config.json").exists()

@@ -18,10 +18,10 @@ from .checkpoints import (
     STATE_FILE,
     best_checkpoint,
     checkpoint_dir,
-    is_lora,
     latest_checkpoint,
     list_checkpoints,
 )
+from .lora import is_adapter
 
 
 def run_folder(run: str, store: LightningStore) -> Path:
@@ -67,8 +67,8 @@ def _copy_model_files(source: Path, out: Path) -> None:
 def export_hf(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
     source = run_checkpoint(run, store, checkpoint)
     target = Path(out)
-    if is_lora(source):
-        from .policy import load_checkpoint_model
+    if is_adapter(source):
+        from .loading import load_checkpoint_model
 
         model, tokenizer = load_checkpoint_model(source)  # adapter merged into its base
         model.save_pretrained(target)
@@ -80,7 +80,7 @@ def export_hf(run: str, out: str, store: LightningStore, checkpoint: str = "late
 
 def export_lora(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
     source = run_checkpoint(run, store, checkpoint)
-    if not is_lora(source):
+    if not is_adapter(source):
         raise ValueError(f"{source} holds full weights, not a LoRA adapter (train with lora: true, or export --format hf)")
     _copy_model_files(source, Path(out))
     return f"exported the LoRA adapter of {source} to {out}"

@@ -1,6 +1,6 @@
 """GRPO and RLOO as an `Algorithm` (config names ``grpo`` and ``rloo``).
 
-The trainer loads the policy, serves it in this process (`agl_trl.policy.serving`) and publishes
+The trainer loads the policy, serves it in this process (`agl_trl.sampling.serving`) and publishes
 ``{"llm": endpoint}``; runners execute the unchanged agent against it and `serve` records every
 call's token ids. One step:
 
@@ -10,19 +10,17 @@ call's token ids. One step:
 3. turn each finished rollout into triplets of the selected agents (``optimize``), taking the token
    ids `serve` recorded — never re-tokenized text; every LLM call of a rollout is one row carrying
    the rollout's advantage (multi-turn, tool-using agents included);
-4. group-relative advantages per task (GRPO mean/std, RLOO leave-one-out: `agl_trl.losses`);
+4. group-relative advantages per task (GRPO mean/std, RLOO leave-one-out: `agl_trl.objectives`);
 5. a clipped policy-gradient step (optional KL to the initial policy, ``beta``) while the server is
    paused, then a policy-version bump.
 
 Per-step metrics go to the store (`add_metrics`), ``<output_dir>/metrics.jsonl`` and
-``<output_dir>/training.log``; checkpoints to ``<output_dir>/checkpoints/step-N``.
+``<output_dir>/training.log`` (`agl_trl.callbacks`); checkpoints to ``<output_dir>/checkpoints/step-N``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import random
 import time
@@ -30,25 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm
-from agl_core.types import ModelCheckpoint, Run, Task, new_id
+from agl_core.types import ModelCheckpoint, Task, new_id
 
-from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
+from .callbacks import TrainerState, default_callbacks
+from .checkpoints import restore_rng, save_checkpoint
 from .config import RLConfig
+from .evaluation import evaluate_heldout
+from .loading import load_checkpoint_model, load_policy, policy_to_train
 from .objectives import objective_for
-from .policy import (
-    derive_seed,
-    endpoint_with,
-    evaluate_heldout,
-    load_checkpoint_model,
-    load_policy,
-    policy_to_train,
-    serving,
-)
+from .run_record import RunRecord
+from .sampling import endpoint_with, serving
+from .seeds import derive_seed, seed_everything
 from .update import Batch, PolicyUpdate, build_batch
 
 log = logging.getLogger("agentlightning")
@@ -89,9 +83,7 @@ class RLAlgorithm(Algorithm):
             raise ValueError("RL needs training tasks")
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         model, tokenizer, state, latest = policy_to_train(cfg, out, self.resume)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
@@ -104,32 +96,27 @@ class RLAlgorithm(Algorithm):
             start, run_id = int(state["step"]), str(state["run_id"])
             log.info("resuming run %s from %s (step %d)", run_id, latest, start)
         reference = load_policy(cfg.model)[0].eval() if cfg.beta and not cfg.lora else None
-        store.upsert_run(Run(run_id=run_id, algorithm=cfg.algorithm, config=dataclasses.asdict(cfg), output_dir=str(out)))
-        (out / "run.json").write_text(json.dumps({"run_id": run_id, "algorithm": cfg.algorithm, "store": store.url}))
-        heldout_path = out / "heldout.json"
-        heldout: dict[str, Any] = json.loads(heldout_path.read_text()) if state is not None and heldout_path.exists() else {}
-
-        with _run_log(out) as log_path, serving(model, tokenizer, store, version=start) as server:
+        record = RunRecord(store, cfg, run_id, resumed=state is not None)
+        record.begin()
+        progress = TrainerState(run_id, out, cfg.episodes, start)
+        callbacks = default_callbacks(store, cfg.save_total_limit)
+        with callbacks.training(progress), serving(model, tokenizer, store, version=start) as server:
             update = PolicyUpdate(cfg, objective_for(cfg), model, tokenizer, optimizer, scheduler, reference)
             ctx = _StepContext(store, server, update, run_id)
 
             def held_out(label: str) -> dict[str, float]:
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
-            if eval_tasks and "before" not in heldout:
-                heldout["before"] = held_out("before")
-                store.add_metrics(run_id, start, heldout["before"])
-                heldout_path.write_text(json.dumps(heldout, indent=2))
-                log.info("held-out before: %s", _fmt(heldout["before"]))
+            if eval_tasks and record.needs("before"):
+                record.record_heldout("before", held_out("before"), step=start)
             checkpoint = latest
-            for step in _progress(range(start + 1, cfg.episodes + 1), cfg.episodes, start):
+            for step in range(start + 1, cfg.episodes + 1):
                 metrics = self._step(step, ctx, train_tasks)
                 last = step == cfg.episodes
                 if eval_tasks and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
                     metrics.update(held_out("after" if last else f"step-{step}"))
                     if last:
-                        heldout["after"] = {k: v for k, v in metrics.items() if k.startswith("heldout_")}
-                        heldout_path.write_text(json.dumps(heldout, indent=2))
+                        record.record_heldout("after", metrics)
                 if last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     checkpoint = save_checkpoint(
                         out, step, model, tokenizer, optimizer, scheduler, {"run_id": run_id, "base_model": cfg.model}
@@ -139,14 +126,10 @@ class RLAlgorithm(Algorithm):
                         {"llm": endpoint, "checkpoint": ModelCheckpoint(path=str(checkpoint), step=step)},
                         metadata={"run_id": run_id, "step": step},
                     )
-                store.add_metrics(run_id, step, metrics)
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-                if cfg.save_total_limit:
-                    prune_checkpoints(out, cfg.save_total_limit)
-                log.info("step %d/%d %s", step, cfg.episodes, _fmt(metrics))
-        store.upsert_run(Run(run_id=run_id, algorithm=cfg.algorithm, config=dataclasses.asdict(cfg), output_dir=str(out), status="finished"))
-        return _summary(run_id, cfg, out, store, checkpoint, heldout, log_path)
+                progress.step = step
+                callbacks.on_log(progress, metrics)
+                callbacks.on_step_end(progress)
+        return record.finish(checkpoint)
 
     def _step(self, step: int, ctx: "_StepContext", train_tasks: Sequence[Task]) -> dict[str, Any]:
         cfg = self.config
@@ -195,68 +178,3 @@ class _StepContext:
     server: Any
     update: PolicyUpdate
     run_id: str
-
-
-def _fmt(metrics: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items() if k != "step")
-
-
-def _progress(steps: range, total: int, done: int) -> Iterator[int]:
-    """A rich progress bar over the steps (plain iteration when rich is absent)."""
-    try:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-    except ImportError:
-        yield from steps
-        return
-    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=False) as progress:
-        task = progress.add_task("steps", total=total, completed=done)
-        for step in steps:
-            yield step
-            progress.advance(task)
-
-
-@contextlib.contextmanager
-def _run_log(out: Path) -> Iterator[str]:
-    """Mirror the ``agentlightning`` log (at INFO) into ``<output_dir>/training.log`` during the run."""
-    path = out / "training.log"
-    handler = logging.FileHandler(path)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    previous = log.level
-    if log.getEffectiveLevel() > logging.INFO:
-        log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    try:
-        yield str(path)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-        log.setLevel(previous)
-
-
-def _summary(
-    run_id: str, cfg: Any, out: Path, store: LightningStore, checkpoint: Path | None, heldout: dict[str, Any], log_path: str
-) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "run_id": run_id,
-        "algorithm": cfg.algorithm,
-        "output_dir": str(out),
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "metrics": str(out / "metrics.jsonl"),
-        "log": log_path,
-        "store": store.url,
-        "heldout": heldout,
-    }
-    for when in ("before", "after"):
-        for mode in ("sampled", "greedy"):
-            value = heldout.get(when, {}).get(f"heldout_accuracy_{mode}")
-            if value is not None:
-                summary[f"{mode}_{when}"] = value
-    return summary

@@ -19,7 +19,6 @@ continues after the last finished round and ends where an uninterrupted run woul
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,17 +30,15 @@ import torch
 from agl_core.store.base import LightningStore
 from agl_core.training.adapters import rollout_triplets
 from agl_core.training.algorithm import Algorithm
-from agl_core.types import ModelCheckpoint, Rollout, Run, Task, new_id
+from agl_core.types import ModelCheckpoint, Rollout, Task, new_id
 
-from .checkpoints import prune_checkpoints, restore_rng, save_checkpoint
-from .policy import (
-    derive_seed,
-    endpoint_with,
-    evaluate_heldout,
-    policy_to_train,
-    serving,
-)
-from .rl import _fmt, _progress, _run_log, _summary
+from .callbacks import TrainerState, default_callbacks
+from .checkpoints import restore_rng, save_checkpoint
+from .evaluation import evaluate_heldout
+from .loading import policy_to_train
+from .run_record import RunRecord
+from .sampling import endpoint_with, serving
+from .seeds import derive_seed
 
 log = logging.getLogger("agentlightning")
 
@@ -182,20 +179,18 @@ class SFTAlgorithm(Algorithm):
             restore_rng(state["rng"])
             start, run_id = int(state["step"]), str(state["run_id"])
             log.info("resuming run %s from %s (round %d of %d)", run_id, checkpoint, start, rounds)
-        store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out)))
-        (out / "run.json").write_text(json.dumps({"run_id": run_id, "algorithm": "sft", "store": store.url}))
-        heldout_path = out / "heldout.json"
-        heldout: dict[str, Any] = json.loads(heldout_path.read_text()) if state is not None and heldout_path.exists() else {}
-        with _run_log(out) as log_path, serving(model, tokenizer, store, version=start) as server:
+        record = RunRecord(store, cfg, run_id, resumed=state is not None)
+        record.begin()
+        progress = TrainerState(run_id, out, rounds, start, unit="round")
+        callbacks = default_callbacks(store, cfg.save_total_limit)
+        with callbacks.training(progress), serving(model, tokenizer, store, version=start) as server:
 
             def held_out(label: str) -> dict[str, float]:
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
-            if eval_tasks and "before" not in heldout:
-                heldout["before"] = held_out("before")
-                store.add_metrics(run_id, 0, heldout["before"])
-                heldout_path.write_text(json.dumps(heldout, indent=2))
-            for step in _progress(range(start + 1, rounds + 1), rounds, start):
+            if eval_tasks and record.needs("before"):
+                record.record_heldout("before", held_out("before"), step=start)
+            for step in range(start + 1, rounds + 1):
                 examples, reward_mean = self._examples(store, server, train_tasks, run_id, step)
                 metrics: dict[str, Any] = {"step": step, "reward_mean": reward_mean, "examples": len(examples), "kl": None}
                 if examples:
@@ -206,19 +201,14 @@ class SFTAlgorithm(Algorithm):
                     log.warning("round %d: no example reached reward %.3g; nothing to train on", step, cfg.reward_threshold)
                     metrics["loss"] = None
                 if eval_tasks and step == rounds:
-                    heldout["after"] = held_out("after")
-                    metrics.update(heldout["after"])
-                    heldout_path.write_text(json.dumps(heldout, indent=2))
+                    metrics.update(held_out("after"))
+                    record.record_heldout("after", metrics)
                 checkpoint = save_checkpoint(out, step, model, tokenizer, extra={"run_id": run_id, "base_model": cfg.model})
                 store.add_resources({"checkpoint": ModelCheckpoint(path=str(checkpoint), step=step)}, metadata={"run_id": run_id})
-                store.add_metrics(run_id, step, metrics)
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-                if cfg.save_total_limit:
-                    prune_checkpoints(out, cfg.save_total_limit)
-                log.info("round %d/%d %s", step, rounds, _fmt(metrics))
-        store.upsert_run(Run(run_id=run_id, algorithm="sft", config=dataclasses.asdict(cfg), output_dir=str(out), status="finished"))
-        return _summary(run_id, cfg, out, store, checkpoint, heldout, log_path)  # type: ignore[arg-type]
+                progress.step = step
+                callbacks.on_log(progress, metrics)
+                callbacks.on_step_end(progress)
+        return record.finish(checkpoint)
 
     def _examples(
         self, store: LightningStore, server: Any, tasks: Sequence[Task], run_id: str, step: int

@@ -50,7 +50,7 @@ def config_from(cls: type, config: Config) -> Any:
 
 def as_tasks(tasks: Sequence[Task | dict[str, Any]]) -> list[Task]:
     """`Task`s as given; dicts become tasks whose id derives from their content (stable across runs)."""
-    from .policy import derive_seed
+    from .seeds import derive_seed
 
     out = []
     for item in tasks:

@@ -1,0 +1,180 @@
+"""What a run reports as it goes, as callbacks the RL and SFT loops share (in the spirit of TRL's
+``TrainerCallback``): per-step metrics to the store, ``metrics.jsonl`` and the console, the
+``training.log`` file, a progress bar, and checkpoint pruning (``save_total_limit``).
+
+A loop calls `Callbacks` at fixed points: ``on_train_begin`` before the first step,
+``on_log(metrics)`` once per finished step (its checkpoint, if any, already written),
+``on_step_end`` after that, and ``on_train_end`` however the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from agl_core.store.base import LightningStore
+
+from .checkpoints import prune_checkpoints
+
+log = logging.getLogger("agentlightning")
+
+
+@dataclass
+class TrainerState:
+    """Where a run stands: its id and folder, the steps to reach, the last one finished."""
+
+    run_id: str
+    output_dir: Path
+    total_steps: int
+    step: int = 0
+    #: what a step is called in the console (``step``, or ``round`` for SFT)
+    unit: str = "step"
+
+
+class TrainerCallback:
+    """A run's hooks; each does nothing unless overridden."""
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        pass
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        pass
+
+    def on_step_end(self, state: TrainerState) -> None:
+        pass
+
+    def on_train_end(self, state: TrainerState) -> None:
+        pass
+
+
+class Callbacks:
+    """Callbacks called in order; ``with callbacks.training(state):`` brackets the run with
+    ``on_train_begin``/``on_train_end`` (the latter also when a step raises)."""
+
+    def __init__(self, callbacks: Sequence[TrainerCallback]) -> None:
+        self.callbacks = list(callbacks)
+
+    @contextlib.contextmanager
+    def training(self, state: TrainerState) -> Iterator[None]:
+        started: list[TrainerCallback] = []
+        try:
+            for callback in self.callbacks:
+                callback.on_train_begin(state)
+                started.append(callback)
+            yield
+        finally:
+            for callback in reversed(started):
+                callback.on_train_end(state)
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            callback.on_log(state, metrics)
+
+    def on_step_end(self, state: TrainerState) -> None:
+        for callback in self.callbacks:
+            callback.on_step_end(state)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items() if k != "step")
+
+
+class StoreMetrics(TrainerCallback):
+    """Each step's metrics to the store (``add_metrics``), where the dashboard reads them."""
+
+    def __init__(self, store: LightningStore) -> None:
+        self.store = store
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        self.store.add_metrics(state.run_id, state.step, metrics)
+
+
+class MetricsFile(TrainerCallback):
+    """Each step's metrics as one JSON line of ``<output_dir>/metrics.jsonl``."""
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        with open(state.output_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+
+
+class ConsoleLog(TrainerCallback):
+    """Each step's metrics as one INFO line of the ``agentlightning`` log."""
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        log.info("%s %d/%d %s", state.unit, state.step, state.total_steps, format_metrics(metrics))
+
+
+class TrainingLogFile(TrainerCallback):
+    """Mirror the ``agentlightning`` log (at INFO) into ``<output_dir>/training.log`` during the run."""
+
+    def __init__(self) -> None:
+        self._handler: logging.Handler | None = None
+        self._previous_level = logging.NOTSET
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        handler = logging.FileHandler(state.output_dir / "training.log")
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler, self._previous_level = handler, log.level
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)
+        log.addHandler(handler)
+
+    def on_train_end(self, state: TrainerState) -> None:
+        if self._handler is not None:
+            log.removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+            log.setLevel(self._previous_level)
+
+
+class ProgressBar(TrainerCallback):
+    """A rich progress bar over the steps (none when rich is not installed)."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        try:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        except ImportError:
+            return
+        columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self._progress = Progress(*columns, transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task("steps", total=state.total_steps, completed=state.step)
+
+    def on_step_end(self, state: TrainerState) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.step)
+
+    def on_train_end(self, state: TrainerState) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class SaveTotalLimit(TrainerCallback):
+    """Keep the newest `limit` checkpoints and the best-scored one (TRL's ``save_total_limit``).
+
+    It prunes at the end of a step, once the step's metrics (the held-out score that names the
+    best checkpoint) are in ``metrics.jsonl``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def on_step_end(self, state: TrainerState) -> None:
+        prune_checkpoints(state.output_dir, self.limit)
+
+
+def default_callbacks(store: LightningStore, save_total_limit: int | None) -> Callbacks:
+    """What every run reports: store, ``metrics.jsonl``, console, ``training.log``, progress, pruning."""
+    callbacks: list[TrainerCallback] = [StoreMetrics(store), MetricsFile(), ConsoleLog(), TrainingLogFile(), ProgressBar()]
+    if save_total_limit:
+        callbacks.append(SaveTotalLimit(save_total_limit))
+    return Callbacks(callbacks)

@@ -1,0 +1,75 @@
+"""A run's record, shared by the RL and SFT trainers: its `Run` row in the store, ``run.json``,
+the held-out accuracies before and after (``heldout.json``, kept across a resume) and the summary
+``train()`` returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from agl_core.store.base import LightningStore
+from agl_core.types import Run
+
+from .callbacks import format_metrics
+
+log = logging.getLogger("agentlightning")
+
+
+class RunRecord:
+    """``RunRecord(store, cfg, run_id, resumed)``: `begin` before training, `finish` after it."""
+
+    def __init__(self, store: LightningStore, cfg: Any, run_id: str, *, resumed: bool) -> None:
+        self.store, self.cfg, self.run_id = store, cfg, run_id
+        self.output_dir = Path(cfg.output_dir)
+        self._heldout_path = self.output_dir / "heldout.json"
+        self.heldout: dict[str, Any] = (
+            json.loads(self._heldout_path.read_text()) if resumed and self._heldout_path.exists() else {}
+        )
+
+    def _run(self, status: str = "running") -> Run:
+        cfg = self.cfg
+        return Run(
+            run_id=self.run_id, algorithm=cfg.algorithm, config=dataclasses.asdict(cfg), output_dir=str(self.output_dir),
+            status=status,
+        )  # fmt: skip
+
+    def begin(self) -> None:
+        self.store.upsert_run(self._run())
+        run = {"run_id": self.run_id, "algorithm": self.cfg.algorithm, "store": self.store.url}
+        (self.output_dir / "run.json").write_text(json.dumps(run))
+
+    def needs(self, when: str) -> bool:
+        """Whether the held-out accuracy `when` (``before``/``after``) is still to be measured."""
+        return when not in self.heldout
+
+    def record_heldout(self, when: str, metrics: dict[str, float], *, step: int | None = None) -> None:
+        """Keep `metrics` as the held-out accuracy `when`; with `step`, also as that step's store metrics."""
+        self.heldout[when] = {k: v for k, v in metrics.items() if k.startswith("heldout_")}
+        self._heldout_path.write_text(json.dumps(self.heldout, indent=2))
+        if step is not None:
+            self.store.add_metrics(self.run_id, step, metrics)
+        log.info("held-out %s: %s", when, format_metrics(self.heldout[when]))
+
+    def finish(self, checkpoint: Path | None) -> dict[str, Any]:
+        """Mark the run finished; the summary (paths, ``{sampled,greedy}_{before,after}``)."""
+        self.store.upsert_run(self._run("finished"))
+        out = self.output_dir
+        summary: dict[str, Any] = {
+            "run_id": self.run_id,
+            "algorithm": self.cfg.algorithm,
+            "output_dir": str(out),
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "metrics": str(out / "metrics.jsonl"),
+            "log": str(out / "training.log"),
+            "store": self.store.url,
+            "heldout": self.heldout,
+        }
+        for when in ("before", "after"):
+            for mode in ("sampled", "greedy"):
+                value = self.heldout.get(when, {}).get(f"heldout_accuracy_{mode}")
+                if value is not None:
+                    summary[f"{mode}_{when}"] = value
+        return summary
