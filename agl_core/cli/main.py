@@ -57,8 +57,8 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
             raise ConfigError("environment.train_tasks: no training tasks (name a task set or a JSONL file)")
         algorithm = build_algorithm(config, resume=resume)  # the algorithm's own checks, dry run included
         if dry_run:
-            training = config.training
-            shown = {k: v for k, v in training.model_dump().items() if k in TrainingOptions.model_fields or k in training.model_fields_set}
+            training = config.training  # the common keys and the options the config sets
+            shown = training.model_dump(include=set(TrainingOptions.model_fields) | training.model_fields_set)
             click.echo(f"agent:      {agent.name} ({config.agent.type}); optimize: {config.agent.optimize or 'all agents'}")
             click.echo(f"model:      {config.model.endpoint or config.model.path}")
             click.echo(f"algorithm:  {training.algorithm} {shown}")
