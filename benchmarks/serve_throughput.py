@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the demo's task lives in examples/
 
 import openai
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agl_core.store import LightningStore
-from agl_trl import arith
 from agl_trl.serve.app import ModelServer
+from examples.demo import arith
 
 
 def prompts(n: int) -> list[list[dict]]:
@@ -131,9 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model is None:
-        from agl_trl.tiny_model import build_tiny_model
-
-        args.model = str(build_tiny_model())
+        args.model = str(arith.build_policy())
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     chats = prompts(args.requests)

@@ -19,17 +19,21 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the demo's task lives in examples/
 
 import torch
 from datasets import Dataset
 
-from agl_trl import arith
 from agl_trl.config import RLConfig
 from agl_trl.objectives import objective_for
 from agl_trl.tiny_model import CHAT_TEMPLATE, TinyModelSpec, new_model, train_tokenizer
 from agl_trl.update import Batch, PolicyUpdate
+from examples.demo import arith
 
 
 def build(hidden: int, layers: int) -> tuple[Any, Any]:

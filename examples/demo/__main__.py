@@ -1,9 +1,10 @@
 """The README's main job: an unchanged arithmetic agent gets measurably better with GRPO.
 
 The agent is plain `openai` code with a calculator tool, traced by the openai plugin with no code
-change. The policy is a ~1M-parameter model built and warm-started on this machine (no downloads,
-cached). Training runs in this process on the embedded SQLite store: `serve` answers the agent's
-chat calls and records the token ids it sampled, the trainer reads them back from the store.
+change. The policy is a ~1M-parameter model built on this machine (no downloads, cached) and
+warm-started on this task (`arith.build_policy`). Training runs in this process on the embedded
+SQLite store: `serve` answers the agent's chat calls and records the token ids it sampled, the
+trainer reads them back from the store.
 
 The warm-started policy calls the calculator only about a third of the time and, greedily, answers
 from memory (and is wrong); GRPO has to teach it when to call the tool.
@@ -19,10 +20,7 @@ import torch
 from openai import OpenAI
 
 import agentlightning as agl
-
-# The task ships with the trainer because the tiny model is warm-started on it.
-from agl_trl import arith
-from agl_trl.tiny_model import build_tiny_model
+from examples.demo import arith
 
 
 @agl.rollout(name="calc-agent")
@@ -56,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(1)  # one thread per core is faster on a small CPU than two fighting for it
 
     print("building the tiny model (cached after the first run) ...", flush=True)
-    model_path = build_tiny_model()
+    model_path = arith.build_policy()
     agl.instrument(["openai"])
 
     heldout = arith.heldout_tasks(256)

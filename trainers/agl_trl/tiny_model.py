@@ -1,15 +1,17 @@
-"""A tiny chat model built on this machine — no downloads — for demos and tests.
+"""A tiny chat model built on this machine — no downloads — for demos and tests (model name ``tiny``).
 
-``build_tiny_model()`` trains a byte-level BPE tokenizer on synthetic calculator-agent chats, creates a
-random-init Llama-architecture model (not Qwen2: transformers 5 loads any ``qwen2``
-model's tokenizer as ``Qwen2Tokenizer``, which swaps in Qwen's own pre-tokenizer and breaks ours), warm-starts it with a short supervised pass and saves both with
-``save_pretrained`` under ``~/.cache/agent-lightning/models/<name>-<hash>``; the hash covers every build
-parameter, so a second call returns the cached path at once. The result is an ordinary model folder:
-everything downstream takes a path or a hub name and never needs to know it is tiny.
+``build_tiny_model(spec, corpus)`` trains a byte-level BPE tokenizer on a warm-start corpus of chats
+(`WarmStart`), creates a random-init Llama-architecture model (not Qwen2: transformers 5 loads any
+``qwen2`` model's tokenizer as ``Qwen2Tokenizer``, which swaps in Qwen's own pre-tokenizer and
+breaks ours), warm-starts it with a short supervised pass on the corpus's assistant turns and saves
+both with ``save_pretrained`` under ``~/.cache/agent-lightning/models/<name>-<hash>``; the hash
+covers every build parameter and the corpus, so a second call returns the cached path at once. The
+result is an ordinary model folder: everything downstream takes a path or a hub name and never
+needs to know it is tiny.
 
-The warm start mixes two behaviours — answering from memory (usually wrong on 2-3 digit arithmetic)
-and calling the calculator — at a fixed rate, so the starting policy calls the tool only sometimes
-and the greedy policy answers from memory. That leaves a real choice for RL to learn.
+What the model starts out knowing is the corpus's business: a caller with a task of its own passes
+chats of it (the demo passes its calculator chats). Without one, the corpus is the built-in
+``math`` task set's training questions answered with the number (`math_corpus`).
 """
 
 from __future__ import annotations
@@ -39,11 +41,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from agl_core.paths import cache_dir
-
-from . import arith
+from agl_core.training.tasksets import load_tasks
 
 # Bump when the build code changes in a way that changes the result, to invalidate caches.
-_BUILD_VERSION = 3
+_BUILD_VERSION = 4
 
 # ChatML-style template with OpenAI tools. Tools render as one line each (the tiny model has a short
 # context); tool calls render in the Hermes/Qwen form ``<tool_call>{"name": …, "arguments": …}</tool_call>``
@@ -88,11 +89,39 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 TOOL_TOKENS = ["<tool_call>", "</tool_call>"]
 
 
+Chat = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A warm-start corpus: chats (OpenAI-style messages, ending with the assistant turns to learn)
+    and the tools offered in every one of them. The warm start takes its rows in order, cycling
+    when it needs more than there are."""
+
+    chats: list[Chat]
+    tools: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def digest(self) -> str:
+        payload = json.dumps({"chats": self.chats, "tools": self.tools}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def math_corpus(n: int = 2048) -> WarmStart:
+    """The default corpus: the built-in ``math`` task set's training questions, answered with the
+    number (its eval split never appears)."""
+    tasks = load_tasks("math", "train", n=n)
+    chats = [
+        [{"role": "user", "content": t.input["question"]}, {"role": "assistant", "content": str(t.input["answer"])}]
+        for t in tasks
+    ]
+    return WarmStart(chats)
+
+
 @dataclass(frozen=True)
 class TinyModelSpec:
-    """Everything that determines a tiny model; its hash names the cache folder."""
+    """The model's size and warm-start schedule; with the corpus, its hash names the cache folder."""
 
-    name: str = "tiny-calc"
+    name: str = "tiny"
     vocab_size: int = 2048
     hidden_size: int = 128
     num_layers: int = 4
@@ -101,39 +130,40 @@ class TinyModelSpec:
     warmstart_steps: int = 300
     batch_size: int = 32
     learning_rate: float = 3e-3
-    tool_rate: float = 0.3
-    """How often the warm-started policy calls the calculator (sampled at temperature 1); below 0.5,
-    so the greedy policy answers from memory and RL has a real choice to teach."""
-    heldout_seed: int = 1234
     seed: int = 0
 
-    def digest(self) -> str:
-        payload = json.dumps({"v": _BUILD_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+    def digest(self, corpus: WarmStart) -> str:
+        payload = json.dumps({"v": _BUILD_VERSION, **dataclasses.asdict(self), "corpus": corpus.digest()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def tiny_model_path(spec: TinyModelSpec = TinyModelSpec()) -> Path:
-    return cache_dir() / "models" / f"{spec.name}-{spec.digest()}"
+#: Chats the tokenizer is trained on (the first of the corpus): enough for a 2k vocabulary.
+TOKENIZER_CHATS = 4000
 
 
-def build_tiny_model(spec: TinyModelSpec = TinyModelSpec(), *, force: bool = False, log: bool = True) -> Path:
-    """Build (or reuse) the tiny model and return its folder, loadable with ``from_pretrained``."""
-    path = tiny_model_path(spec)
+def tiny_model_path(spec: TinyModelSpec = TinyModelSpec(), corpus: WarmStart | None = None) -> Path:
+    """Where `build_tiny_model` caches the model of `spec` warm-started on `corpus` (default `math_corpus`)."""
+    return cache_dir() / "models" / f"{spec.name}-{spec.digest(corpus or math_corpus())}"
+
+
+def build_tiny_model(
+    spec: TinyModelSpec = TinyModelSpec(), corpus: WarmStart | None = None, *, force: bool = False, log: bool = True
+) -> Path:
+    """Build (or reuse) the tiny model warm-started on `corpus` (default `math_corpus`) and return
+    its folder, loadable with ``from_pretrained``."""
+    corpus = corpus or math_corpus()
+    if not corpus.chats:
+        raise ValueError("the warm-start corpus has no chats")
+    path = tiny_model_path(spec, corpus)
     if (path / "config.json").exists() and not force:
         return path
     start = time.perf_counter()
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
-    heldout = arith.heldout_tasks(seed=spec.heldout_seed)
-    if not 0 < spec.tool_rate < 1:
-        raise ValueError("tool_rate must be in (0, 1)")
-    chats = arith.warmstart_conversations(
-        spec.warmstart_steps * spec.batch_size, seed=spec.seed, tool_rate=spec.tool_rate, exclude=heldout
-    )
-    tools = [arith.CALCULATOR_TOOL]
-    tokenizer = train_tokenizer(render_jinja_template(chats[:4000], tools=tools, chat_template=CHAT_TEMPLATE)[0], spec)
+    texts = render_jinja_template(corpus.chats[:TOKENIZER_CHATS], tools=corpus.tools or None, chat_template=CHAT_TEMPLATE)[0]
+    tokenizer = train_tokenizer(texts, spec)
     model = new_model(tokenizer, spec)
-    warm_start(model, tokenizer, chats, tools, spec, log=log)
+    warm_start(model, tokenizer, corpus, spec, log=log)
     staging = path.with_name(path.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
@@ -202,7 +232,7 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def encode_chats(
-    tokenizer: PreTrainedTokenizerFast, chats: list[list[dict[str, Any]]], tools: list[dict[str, Any]]
+    tokenizer: PreTrainedTokenizerFast, chats: list[Chat], tools: list[dict[str, Any]] | None
 ) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids and assistant-token masks (1 where the model should learn to produce the token)."""
     encoded = tokenizer.apply_chat_template(
@@ -212,16 +242,12 @@ def encode_chats(
 
 
 def warm_start(
-    model: LlamaForCausalLM,
-    tokenizer: PreTrainedTokenizerFast,
-    chats: list[list[dict[str, Any]]],
-    tools: list[dict[str, Any]],
-    spec: TinyModelSpec,
-    *,
-    log: bool = True,
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, corpus: WarmStart, spec: TinyModelSpec, *, log: bool = True
 ) -> None:
     """Supervised warm start on assistant tokens only; AdamW with warmup and cosine decay."""
-    ids, masks = encode_chats(tokenizer, chats, tools)
+    rows = spec.warmstart_steps * spec.batch_size
+    chats = [corpus.chats[i % len(corpus.chats)] for i in range(min(rows, len(corpus.chats)))]
+    ids, masks = encode_chats(tokenizer, chats, corpus.tools or None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
     warmup = max(1, spec.warmstart_steps // 20)
 
@@ -233,8 +259,8 @@ def warm_start(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     model.train()
     for step in range(spec.warmstart_steps):
-        rows = range(step * spec.batch_size, (step + 1) * spec.batch_size)
-        input_ids, labels, attention = _pad_batch([ids[i] for i in rows], [masks[i] for i in rows], tokenizer.pad_token_id)
+        batch = [i % len(ids) for i in range(step * spec.batch_size, (step + 1) * spec.batch_size)]
+        input_ids, labels, attention = _pad_batch([ids[i] for i in batch], [masks[i] for i in batch], tokenizer.pad_token_id)
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,4 +1,5 @@
-"""The calculator task behind the demo: two-operand arithmetic an agent should hand to a tool.
+"""The demo's task: two-operand arithmetic an agent should hand to a calculator tool, and the
+tiny model warm-started on it (`build_policy`).
 
 Numbers are big enough (2-3 digits) that answering from memory is usually wrong, so the
 policy choice that matters is *calling the calculator* — the thing RL has to learn.
@@ -16,7 +17,10 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from agl_trl.tiny_model import TinyModelSpec, WarmStart, build_tiny_model
 
 SYSTEM_PROMPT = "Solve the arithmetic problem."
 
@@ -126,3 +130,23 @@ def reward(final_text: str | None, task: ArithTask) -> float:
     """1.0 when the last integer in the agent's final reply is the right answer, else 0.0."""
     numbers = _LAST_INT.findall(final_text or "")
     return float(bool(numbers) and int(numbers[-1]) == task.answer)
+
+
+#: How often the warm-started policy calls the calculator (sampled at temperature 1): below 0.5, so
+#: the greedy policy answers from memory and RL has a real choice to teach.
+TOOL_RATE = 0.3
+HELDOUT_SEED = 1234
+
+
+def warmstart_corpus(n: int = 9600, tool_rate: float = TOOL_RATE, seed: int = 0) -> WarmStart:
+    """The tiny model's warm start for this task: `n` demonstrations, none of a held-out task."""
+    if not 0 < tool_rate < 1:
+        raise ValueError("tool_rate must be in (0, 1)")
+    chats = warmstart_conversations(n, seed=seed, tool_rate=tool_rate, exclude=heldout_tasks(seed=HELDOUT_SEED))
+    return WarmStart(chats, [CALCULATOR_TOOL])
+
+
+def build_policy() -> Path:
+    """The demo's policy: the tiny model warm-started on this task (built once, then cached)."""
+    spec = TinyModelSpec(name="tiny-calc")
+    return build_tiny_model(spec, warmstart_corpus(spec.warmstart_steps * spec.batch_size, seed=spec.seed))
