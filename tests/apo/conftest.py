@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import pytest
-from agl_apo import APO, APOConfig, TextLLM
 
 import agentlightning as agl
+from agl_apo import APO, APOConfig, TextLLM
 from agl_core.types import LLMEndpoint
 from tests.apo import scripted_rooms
 from tests.fixtures.scripted_openai import ScriptedOpenAI

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from agl_apo.candidates import stored_candidates
-
 import agentlightning as agl
+from agl_apo.candidates import stored_candidates
 from agl_core.runtime.agent import Agent
 from agl_core.runtime.graders import grade
 from agl_core.training.algorithm import fit

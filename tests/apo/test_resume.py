@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from agl_apo import APO
 from agl_apo.candidates import rank, stored_candidates
-
 from agl_core.runtime.agent import Agent
 from agl_core.training.algorithm import fit
 from tests.apo import scripted_rooms

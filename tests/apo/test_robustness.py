@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from agl_apo import LLMError, TextLLM
 from starlette.responses import JSONResponse
 
+from agl_apo import LLMError, TextLLM
 from agl_core.runtime.agent import Agent
 from agl_core.training.algorithm import fit
 from tests.apo import scripted_rooms

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 from agl_apo.candidates import rank, stored_candidates
-
 from agl_core.runtime.agent import Agent
 from agl_core.training.algorithm import fit
 from tests.apo import scripted_rooms
