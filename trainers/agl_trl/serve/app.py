@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable, Iterator
 
 from opentelemetry import baggage, propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
@@ -24,6 +24,7 @@ from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.background import UvicornThread
 from agl_core.store.base import LightningStore
 from agl_core.tracing import semconv
+from agl_core.tracing.genai import fail, inject_headers, start_chat_span
 from agl_core.tracing.provider import get_tracer
 from agl_core.types import LLMEndpoint
 
@@ -234,11 +235,10 @@ class ModelServer:
         if self.request_hook is not None:
             ids = (baggage.get_baggage(semconv.AGL_ROLLOUT_ID, parent), baggage.get_baggage(semconv.AGL_ATTEMPT_ID, parent))
             req = self.request_hook(req, *(str(i) if i else None for i in ids))
-        span = self._tracer.start_span(semconv.chat_span_name(req.model), context=parent, kind=SpanKind.SERVER)
+        span = start_chat_span(req.model, context=parent, kind=SpanKind.SERVER, tracer=self._tracer)
         if req.stream and isinstance(self.backend, LocalBackend):
             return self._stream(req, kind, span)
-        headers: dict[str, str] = {}
-        propagate.inject(headers, context=trace.set_span_in_context(span, parent))
+        headers = inject_headers(context=trace.set_span_in_context(span, parent))
         if req.stream:
             return await self._relay(req, kind, span, headers)
         try:
@@ -249,7 +249,7 @@ class ModelServer:
         span.end()
         return JSONResponse(body)
 
-    async def _relay(self, req: Request, kind: str, span: trace.Span, headers: dict[str, str]) -> Response:
+    async def _relay(self, req: Request, kind: str, span: Span, headers: dict[str, str]) -> Response:
         """Relay an upstream's stream chunk by chunk; the span is recorded when it ends."""
         assert isinstance(self.backend, ProxyBackend)
         try:
@@ -264,7 +264,7 @@ class ModelServer:
                     if "error" in chunk:  # the upstream failed after its headers: pass it on
                         error = chunk["error"]
                         message = error.get("message", error) if isinstance(error, dict) else error
-                        span.set_status(Status(StatusCode.ERROR, f"upstream: {str(message)[:500]}"))
+                        fail(span, f"upstream: {str(message)[:500]}")
                         yield _sse(chunk)
                         return
                     reply.add(chunk)
@@ -273,8 +273,7 @@ class ModelServer:
                 self._record(span, req, kind, self.backend.result(req, reply.body()))
             except Exception as exc:  # headers went out already: the error comes as an event
                 log.error("relaying the upstream stream failed", exc_info=exc)
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                fail(span, exc)
                 yield _sse({"error": {"message": f"upstream stream failed: {type(exc).__name__}: {exc}", "type": "upstream_error"}})
                 return
             finally:
@@ -284,29 +283,28 @@ class ModelServer:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    def _record(self, span: trace.Span, req: Request, kind: str, result: Result) -> dict[str, Any]:
+    def _record(self, span: Span, req: Request, kind: str, result: Result) -> dict[str, Any]:
         """The response body for `result`, its attributes set on `span`."""
         body = chat_body(req, result, self.tokenizer) if kind == "chat" else completion_body(req, result, self.tokenizer)
         span.set_attributes(span_attributes(req, result, body))
         return body
 
     @staticmethod
-    def _failed(span: trace.Span, exc: Exception) -> Response:
+    def _failed(span: Span, exc: Exception) -> Response:
         """End `span` as failed; the error response for `exc`."""
         if isinstance(exc, (BadRequest, UpstreamError)):
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            fail(span, str(exc))
             span.end()
             if isinstance(exc, BadRequest):
                 return JSONResponse(exc.body(), status_code=400)
             return JSONResponse(exc.body, status_code=exc.status)
         # the server answers the next request whatever happened to this one
         log.error("generation failed", exc_info=exc)
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        fail(span, exc)
         span.end()
         return _error(500, f"generation failed: {type(exc).__name__}: {exc}")
 
-    def _stream(self, req: Request, kind: str, span: trace.Span) -> Response:
+    def _stream(self, req: Request, kind: str, span: Span) -> Response:
         """Stream a local generation token by token; the span is recorded when it finishes, even
         when the client has gone."""
         assert isinstance(self.backend, LocalBackend)
