@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from agl_core.training.sql_tasks import sql_generation
 from agl_core.types import Task
 
 Split = str  # "train" | "eval"
@@ -87,6 +88,7 @@ BUILTIN_TASK_SETS: dict[str, Callable[[Split, int], list[Task]]] = {
     "math": _math,
     "reasoning": _reasoning,
     "coding": _coding,
+    "sql-generation": sql_generation,
 }
 
 
