@@ -8,7 +8,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agl_core.store.base import LightningStore
 from agl_core.types import Run
@@ -29,7 +29,7 @@ class RunRecord:
             json.loads(self._heldout_path.read_text()) if resumed and self._heldout_path.exists() else {}
         )
 
-    def _run(self, status: str = "running") -> Run:
+    def _run(self, status: Literal["running", "finished"] = "running") -> Run:
         cfg = self.cfg
         return Run(
             run_id=self.run_id, algorithm=cfg.algorithm, config=dataclasses.asdict(cfg), output_dir=str(self.output_dir),
@@ -50,7 +50,7 @@ class RunRecord:
         self.heldout[when] = {k: v for k, v in metrics.items() if k.startswith("heldout_")}
         self._heldout_path.write_text(json.dumps(self.heldout, indent=2))
         if step is not None:
-            self.store.add_metrics(self.run_id, step, metrics)
+            self.store.add_metrics(self.run_id, step, dict[str, float | None](metrics))
         log.info("held-out %s: %s", when, format_metrics(self.heldout[when]))
 
     def finish(self, checkpoint: Path | None) -> dict[str, Any]:

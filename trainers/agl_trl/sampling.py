@@ -50,7 +50,7 @@ class SamplingHook:
         rollout = self.store.get_rollout(rollout_id)
         update = self.store.get_resources(rollout.resources_id) if rollout and rollout.resources_id else None
         llm = next((r for r in (update.resources.values() if update else ()) if isinstance(r, LLMEndpoint)), None)
-        if llm is not None and "seed" in llm.sampling_parameters:
+        if rollout is not None and llm is not None and "seed" in llm.sampling_parameters:
             info = (llm.sampling_parameters, rollout.task_id or "", int(rollout.metadata.get("repeat", 0)))
         with self._lock:
             self._rollouts[rollout_id] = info
@@ -58,7 +58,7 @@ class SamplingHook:
 
     def __call__(self, req: Any, rollout_id: str | None, attempt_id: str | None) -> Any:
         info = self._info(rollout_id) if rollout_id else None
-        if info is None:
+        if info is None or rollout_id is None:
             return req
         params, task_id, repeat = info
         with self._lock:

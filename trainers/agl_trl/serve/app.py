@@ -251,9 +251,10 @@ class ModelServer:
 
     async def _relay(self, req: Request, kind: str, span: Span, headers: dict[str, str]) -> Response:
         """Relay an upstream's stream chunk by chunk; the span is recorded when it ends."""
-        assert isinstance(self.backend, ProxyBackend)
+        backend = self.backend
+        assert isinstance(backend, ProxyBackend)
         try:
-            chunks = await self.backend.open_stream(req, headers)
+            chunks = await backend.open_stream(req, headers)
         except Exception as exc:
             return self._failed(span, exc)
         reply = StreamedReply(kind)
@@ -270,7 +271,7 @@ class ModelServer:
                     reply.add(chunk)
                     if chunk.get("choices") or "usage" not in chunk or req.include_usage:
                         yield _sse(chunk)  # not the usage chunk we asked for on our span's account
-                self._record(span, req, kind, self.backend.result(req, reply.body()))
+                self._record(span, req, kind, backend.result(req, reply.body()))
             except Exception as exc:  # headers went out already: the error comes as an event
                 log.error("relaying the upstream stream failed", exc_info=exc)
                 fail(span, exc)
@@ -310,8 +311,12 @@ class ModelServer:
         assert isinstance(self.backend, LocalBackend)
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
+
+        def on_token(index: int, token: int) -> None:  # in the engine's thread
+            loop.call_soon_threadsafe(tokens.put_nowait, (index, token))
+
         try:
-            pending = self.backend.submit(req, lambda i, t: loop.call_soon_threadsafe(tokens.put_nowait, (i, t)))
+            pending = self.backend.submit(req, on_token)
         except Exception as exc:
             return self._failed(span, exc)
         response_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())  # known before the result
@@ -325,7 +330,7 @@ class ModelServer:
                 result.response_id, result.created = response_id, created
                 body = self._record(span, req, kind, result)
             except Exception as exc:
-                return json.loads(self._failed(span, exc).body)
+                return json.loads(bytes(self._failed(span, exc).body))
             span.end()
             return body
 
