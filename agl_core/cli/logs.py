@@ -21,8 +21,9 @@ def setup_logging(verbose: bool = False) -> str:
         from rich.logging import RichHandler
 
         console = RichHandler(show_path=False, markup=False, rich_tracebacks=False)
-        for handler in (file_handler, console):
-            handler._agl = True  # type: ignore[attr-defined]
+        handlers: tuple[logging.Handler, ...] = (file_handler, console)
+        for handler in handlers:
+            handler._agl = True  # type: ignore[attr-defined]  # our mark, so a second setup adds no handler twice
             logger.addHandler(handler)
         logger.propagate = False
     return path

@@ -24,7 +24,7 @@ import logging
 from typing import Any, Collection
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from agl_agent_framework.package import _instruments
 from agl_agent_framework.span_processor import AgentFrameworkSpanProcessor
@@ -57,7 +57,7 @@ def _suppressing_inner_llm_spans(original: Any, settings: Any) -> Any:
     return get_response
 
 
-class AgentFrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AgentFrameworkInstrumentor(BaseInstrumentor):
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 

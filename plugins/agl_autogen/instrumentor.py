@@ -23,7 +23,7 @@ import logging
 from typing import Any, Collection
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from agl_autogen.package import _instruments
 from agl_autogen.span_processor import AutoGenSpanProcessor
@@ -70,7 +70,7 @@ def _owner_of_run(cls: type) -> type | None:
     return next((c for c in cls.__mro__ if "run" in c.__dict__), None)
 
 
-class AutoGenInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AutoGenInstrumentor(BaseInstrumentor):
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
@@ -92,7 +92,7 @@ class AutoGenInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             log.exception("agl_autogen: uninstrumentation failed")
 
     @staticmethod
-    def _install(base_tool: type, tracer_provider: Any) -> None:
+    def _install(base_tool: Any, tracer_provider: Any) -> None:
         global _original_run_json
         _processor.attach(tracer_provider or trace.get_tracer_provider())
 

@@ -31,7 +31,7 @@ import logging
 from typing import Any, Callable, Collection
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from agl_core.tracing import genai
 from agl_crewai import spans
@@ -109,7 +109,7 @@ def _traced(original: Any, describe: Describe, on_result: OnResult | None) -> An
     return wrapper
 
 
-class CrewAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class CrewAIInstrumentor(BaseInstrumentor):
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
@@ -121,9 +121,9 @@ class CrewAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _tracer = trace.get_tracer("agl_crewai", tracer_provider=kwargs.get("tracer_provider"))
             for module_name, class_name, method, describe, on_result in _TARGETS:
                 cls = getattr(importlib.import_module(module_name), class_name, None)
-                original = cls.__dict__.get(method) if cls is not None else None
-                if original is None or (cls, method) in _originals:
+                if cls is None or method not in cls.__dict__ or (cls, method) in _originals:
                     continue  # not in this CrewAI version, or done already
+                original = cls.__dict__[method]
                 _originals[(cls, method)] = original
                 setattr(cls, method, _traced(original, describe, on_result))
         except Exception:

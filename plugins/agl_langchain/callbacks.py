@@ -22,6 +22,7 @@ Other chains get no span; their children hang on the nearest ancestor that has o
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class _Run:
     span: trace.Span | None = None
     is_agent: bool = False
     in_agent: bool = False  # this run or an ancestor is an agent
-    token: object = None  # context token of a chat run made current while the model runs
+    token: contextvars.Token[otel_context.Context] | None = None  # a chat run made current while the model runs
 
 
 def _is_graph_node(name: str | None, metadata: dict[str, Any], tags: Sequence[str]) -> bool:

@@ -16,7 +16,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from agl_langchain.package import _instruments
 
 
-class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class LangChainInstrumentor(BaseInstrumentor):
     """Adds :class:`agl_langchain.callbacks.AglCallbackHandler` to every LangChain callback manager."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -29,7 +29,7 @@ class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         tracer = trace.get_tracer("agl_langchain", tracer_provider=kwargs.get("tracer_provider"))
         self.handler = AglCallbackHandler(tracer)
-        self._var: contextvars.ContextVar[Any] = contextvars.ContextVar("agl_langchain_handler", default=self.handler)
+        self._var: contextvars.ContextVar[Any] | None = contextvars.ContextVar("agl_langchain_handler", default=self.handler)
         register_configure_hook(self._var, True)
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -32,7 +32,7 @@ _TARGETS = (
 )
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OpenAIInstrumentor(BaseInstrumentor):
     """Records one ``chat {model}`` span per chat-completions / Responses request (sync, async,
     streaming, structured output) and propagates the trace context in the request headers."""
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from typing import Any
@@ -38,7 +39,7 @@ def _start(tracer: trace.Tracer, data: Any, context: otel_context.Context) -> tr
 
 def _end_attributes(data: Any) -> dict[str, Any]:
     if isinstance(data, AgentSpanData):
-        attrs = {semconv.AGL_AGENT_TOOLS: list(data.tools or []), semconv.AGL_AGENT_HANDOFFS: list(data.handoffs or [])}
+        attrs: dict[str, Any] = {semconv.AGL_AGENT_TOOLS: list(data.tools or []), semconv.AGL_AGENT_HANDOFFS: list(data.handoffs or [])}
         if data.output_type:
             attrs[semconv.GEN_AI_OUTPUT_TYPE] = "text" if data.output_type == "str" else "json"
             attrs[semconv.AGL_AGENT_OUTPUT_TYPE] = data.output_type
@@ -57,7 +58,7 @@ class AglTracingProcessor(TracingProcessor):  # type: ignore[misc]
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
         self.enabled = False
-        self._open: dict[str, tuple[trace.Span, object]] = {}
+        self._open: dict[str, tuple[trace.Span, contextvars.Token[otel_context.Context]]] = {}
         self._lock = threading.Lock()
 
     def on_trace_start(self, trace: Any) -> None:

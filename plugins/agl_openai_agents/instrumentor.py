@@ -16,7 +16,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from agl_openai_agents.package import _instruments
 
 
-class OpenAIAgentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OpenAIAgentsInstrumentor(BaseInstrumentor):
     processor: Any = None
 
     def instrumentation_dependencies(self) -> Collection[str]:

@@ -336,6 +336,7 @@ class APO(Algorithm):
 
         for candidate, value in zip(affordable, _parallel(score, affordable, len(affordable))):
             candidate.score = value
+            assert candidate.resources_id is not None  # score() published it
             store.annotate_resources(candidate.resources_id, {"score": value})
             state.candidates.append(candidate)
             log.info("candidate %s (round %d): validation %.3f", candidate.candidate_id, candidate.round, value)

@@ -73,10 +73,11 @@ class TextLLM:
         )
 
     def complete(self, messages: Sequence[dict[str, Any]]) -> str:
-        extra = {} if self.temperature is None else {"temperature": self.temperature}
+        extra: dict[str, Any] = {} if self.temperature is None else {"temperature": self.temperature}
         for attempt in range(self.max_retries + 1):
             try:
-                response = self.client.chat.completions.create(model=self.model, messages=list(messages), **extra)
+                # our messages are plain dicts of OpenAI's shape, not the SDK's TypedDicts
+                response = self.client.chat.completions.create(model=self.model, messages=list(messages), **extra)  # type: ignore[arg-type]
             except openai.RateLimitError as exc:
                 delay = retry_after_s(exc.response)
                 error: Exception = exc
