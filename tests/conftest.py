@@ -11,3 +11,6 @@ os.environ.setdefault("OPENAI_API_KEY", "test-key")
 os.environ["AGL_HOME"] = tempfile.mkdtemp(prefix="agl-home-")
 os.environ.pop("AGL_STORAGE", None)
 os.environ.pop("OTEL_SDK_DISABLED", None)
+# Each test instruments what it tests; the first trace instrumenting every framework of the
+# process is tested on its own, in fresh processes (tests/core/test_autoinstrument.py).
+os.environ["AGL_AUTO_INSTRUMENT"] = "false"

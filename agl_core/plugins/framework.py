@@ -41,6 +41,7 @@ class FrameworkPlugin:
         instruments: Sequence[str],
         extra: str,
         instrumentor: str,
+        module: str | None = None,
         aliases: Iterable[str] = (),
         requires: Iterable[str] = ("openai",),
     ) -> None:
@@ -49,10 +50,18 @@ class FrameworkPlugin:
         openai client and adds the ``traceparent``/``baggage`` headers to them.
 
         `instruments` is the plugin's ``package._instruments`` (what its instrumentor's
-        ``instrumentation_dependencies()`` returns too): the one place supported versions live."""
+        ``instrumentation_dependencies()`` returns too): the one place supported versions live.
+        `module` is the framework's import name when it is not the distribution's (``agents`` for
+        ``openai-agents``): automatic instrumentation waits for that module's import."""
         self.name = name
         package, versions = split_requirement(instruments[0])
-        self.info = {"name": name, "package": package, "versions": versions, "extra": extra}
+        self.info = {
+            "name": name,
+            "package": package,
+            "module": module or package.replace("-", "_"),
+            "versions": versions,
+            "extra": extra,
+        }
         self.aliases = frozenset({name, extra, *aliases})
         self.requires = tuple(r for r in requires if r != name)
         self._instrumentor_path = instrumentor

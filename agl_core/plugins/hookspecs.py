@@ -21,8 +21,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def agl_framework_info() -> dict[str, Any] | None:
     """Describe the framework a plugin instruments.
 
-    Return ``{"name": "crewai", "package": "crewai", "versions": ">=0.100", "extra": "crewai"}``;
-    ``package`` is the distribution whose presence means the framework is installed.
+    Return ``{"name": "crewai", "package": "crewai", "module": "crewai", "versions": ">=1.0,<2",
+    "extra": "crewai"}``; ``package`` is the distribution whose presence means the framework is
+    installed, ``module`` the import whose first execution triggers automatic instrumentation.
     """
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import sys
 from typing import Any
 
 import pluggy
+import wrapt
 
 from agl_core.plugins import builtin, hookspecs
 from agl_core.runtime.telemetry import configure
 from agl_core.store import registry as store_registry
+from agl_core.tracing import autoinstrument
 from agl_core.training import tasksets
 from agl_core.training.registry import AlgorithmRegistrar, AlgorithmSpec
 
@@ -74,14 +77,49 @@ def framework_status() -> list[dict[str, Any]]:
 
 
 def instrument(frameworks: list[str] | None = None) -> list[str]:
-    """Instrument every installed framework (or those named); idempotent. Returns what was done."""
+    """Instrument every installed framework (or those named); idempotent. Returns what was done.
+
+    Calling it is a choice: the first trace then instruments nothing more by itself."""
+    autoinstrument.mark_chosen()
+    return _instrument(frameworks)
+
+
+def uninstrument() -> None:
+    """Undo every plugin's instrumentation, and cancel what automatic instrumentation still awaits."""
+    global _auto_cancelled
+    autoinstrument.mark_chosen()
+    _auto_cancelled = True
+    get_plugin_manager().hook.agl_uninstrument()
+
+
+def _instrument(frameworks: list[str] | None) -> list[str]:
     configure()
     names = frozenset(frameworks) if frameworks is not None else None
     return [r for r in get_plugin_manager().hook.agl_instrument(frameworks=names) if r]
 
 
-def uninstrument() -> None:
-    get_plugin_manager().hook.agl_uninstrument()
+_auto_cancelled = False
+
+
+def auto_instrument() -> list[str]:
+    """The first trace's instrumentation: each installed framework that is already imported now,
+    each other one at its first import (so no framework is imported only to be instrumented).
+    Returns what was instrumented now."""
+    done: list[str] = []
+    for row in framework_status():
+        if not row["installed"]:
+            continue
+        module = row.get("module") or row["package"].replace("-", "_")
+        if module in sys.modules:
+            done += _instrument([row["name"]])
+        else:
+            wrapt.register_post_import_hook(functools.partial(_instrument_on_import, row["name"]), module)
+    return done
+
+
+def _instrument_on_import(name: str, module: object) -> None:
+    if not _auto_cancelled:
+        _instrument([name])
 
 
 def _store_backend(scheme: str) -> Any:
@@ -90,3 +128,4 @@ def _store_backend(scheme: str) -> Any:
 
 store_registry.add_backend_finder(_store_backend)
 tasksets.add_task_set_finder(lambda: merged("agl_task_sets"))
+autoinstrument.set_instrumenter(auto_instrument)

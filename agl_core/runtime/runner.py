@@ -21,6 +21,7 @@ from typing import Any, Callable
 from agl_core.runtime.attempt import attempt_lifecycle
 from agl_core.runtime.telemetry import configure
 from agl_core.store.base import LightningStore
+from agl_core.tracing.autoinstrument import ensure_instrumented
 from agl_core.tracing.emit import emit_exception
 from agl_core.types import AttemptedRollout, Resource, check_reward
 
@@ -129,6 +130,7 @@ class Runner:
     def start(self, *, stop_when_idle: bool = False) -> "Runner":
         """Start the workers in the background; `stop()` ends them."""
         configure()
+        ensure_instrumented()
         self._stop.clear()
         if self.processes:
             if self.store.url.startswith("memory:"):
@@ -176,6 +178,7 @@ class Runner:
     def run(self, *, max_rollouts: int | None = None) -> int:
         """Process queued rollouts until the queue is empty (or `max_rollouts`); returns how many."""
         configure()
+        ensure_instrumented()
         if self.processes:
             self.start(stop_when_idle=True)
             for worker in self._threads:
@@ -211,6 +214,7 @@ def _process_worker(
 ) -> None:
     store = LightningStore(store_url)
     configure(store)
+    ensure_instrumented()
     runner = Runner(agent, store, heartbeat_interval=heartbeat_interval)
     runner._stop = stop
     runner._worker(worker_id, None, stop_when_idle)

@@ -18,6 +18,7 @@ from opentelemetry.trace import Span as OtelSpan
 from agl_core.runtime.attempt import attempt_lifecycle
 from agl_core.runtime.telemetry import default_store
 from agl_core.tracing import genai
+from agl_core.tracing.autoinstrument import ensure_instrumented
 from agl_core.tracing.context import RolloutContext, current_rollout
 
 
@@ -35,6 +36,7 @@ class _Trace:
 
     # --- context manager ---------------------------------------------------------------------
     def __enter__(self) -> "_Trace":
+        ensure_instrumented()
         stack = contextlib.ExitStack()
         if current_rollout() is None:  # a rollout of our own
             store = default_store()

@@ -10,6 +10,7 @@ import traceback
 from typing import Any, Mapping, Sequence
 
 from agl_core.tracing import genai, semconv
+from agl_core.tracing.autoinstrument import ensure_instrumented
 from agl_core.tracing.context import current_rollout
 from agl_core.tracing.convert import json_attr
 from agl_core.tracing.messages import chat_request_attributes, openai_response_to_genai
@@ -18,6 +19,8 @@ from agl_core.types import LLMEndpoint, check_reward
 
 
 def _record(name: str, attributes: Mapping[str, Any]) -> None:
+    if current_rollout() is None:  # a standalone trace: nothing may have instrumented yet
+        ensure_instrumented()
     with get_tracer().start_as_current_span(name) as span:
         span.set_attributes({k: v for k, v in attributes.items() if v is not None})
 

@@ -8,6 +8,7 @@ _plugin = FrameworkPlugin(
     instruments=_instruments,
     extra="agent-framework",
     instrumentor="agl_agent_framework.instrumentor:AgentFrameworkInstrumentor",
+    module="agent_framework",
 )
 agl_framework_info = _plugin.agl_framework_info
 agl_instrument = _plugin.agl_instrument

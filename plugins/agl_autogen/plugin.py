@@ -8,6 +8,7 @@ _plugin = FrameworkPlugin(
     instruments=_instruments,
     extra="autogen",
     instrumentor="agl_autogen.instrumentor:AutoGenInstrumentor",
+    module="autogen_agentchat",
 )
 agl_framework_info = _plugin.agl_framework_info
 agl_instrument = _plugin.agl_instrument

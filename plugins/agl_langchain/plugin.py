@@ -8,6 +8,7 @@ _plugin = FrameworkPlugin(
     instruments=_instruments,
     extra="langchain",
     instrumentor="agl_langchain.instrumentor:LangChainInstrumentor",
+    module="langchain_core",
 )
 agl_framework_info = _plugin.agl_framework_info
 agl_instrument = _plugin.agl_instrument

@@ -8,6 +8,7 @@ _plugin = FrameworkPlugin(
     instruments=_instruments,
     extra="openai-agents",
     instrumentor="agl_openai_agents.instrumentor:OpenAIAgentsInstrumentor",
+    module="agents",
 )
 agl_framework_info = _plugin.agl_framework_info
 agl_instrument = _plugin.agl_instrument
