@@ -30,6 +30,7 @@ from agl_core.training.adapters import (
     spans_to_messages,
     spans_to_triplets,
 )
+from agl_core.training.sql_database import execute_sql, query_schema
 from agl_core.training.tasksets import load_tasks
 from agl_core.types import (
     Attempt,
@@ -74,8 +75,10 @@ __all__ = [
     "emit_object",
     "emit_reward",
     "emit_tool_call",
+    "execute_sql",
     "flush",
     "instrument",
+    "query_schema",
     "rollout_triplets",
     "spans_to_messages",
     "spans_to_triplets",

@@ -1,30 +1,21 @@
-"""Train (or evaluate) the SQL agent.
+"""Train (or evaluate) the SQL agent on the built-in ``sql-generation`` task set.
 
     python -m examples.sql_agent                          # GRPO on the tiny model built here
     python -m examples.sql_agent --model Qwen/Qwen2.5-0.5B-Instruct --steps 20   # a real model, by name or path
     python -m examples.sql_agent --endpoint http://host:8000/v1 --model NAME     # evaluate behind any endpoint
 
-Held-out questions are never trained on; the reward is execution match against the gold SQL.
+Held-out questions (the set's eval split) are never trained on; the reward is execution match
+against the gold SQL.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 from pathlib import Path
 
 import agentlightning as agl
 from examples.sql_agent.agent import sql_agent
-from examples.sql_agent.db import build_database, questions
-
-
-def split_tasks(seed: int = 0) -> tuple[list[agl.Task], list[agl.Task]]:
-    items = questions()
-    random.Random(seed).shuffle(items)
-    tasks = [agl.Task(task_id=f"sql-{i}", input=q) for i, q in enumerate(items)]
-    cut = len(tasks) * 2 // 3
-    return tasks[:cut], tasks[cut:]
 
 
 def main() -> None:
@@ -32,11 +23,10 @@ def main() -> None:
     parser.add_argument("--model", default="", help="policy path or hub name (default: the tiny model)")
     parser.add_argument("--endpoint", default=None, help="evaluate against this OpenAI-compatible endpoint instead of training")
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--db", default=None, help="where to build the database (default: a temp dir)")
+    parser.add_argument("--heldout", type=int, default=1000, help="evaluate on at most this many held-out questions")
     args = parser.parse_args()
-    db = build_database(Path(args.db or tempfile.mkdtemp(prefix="agl-sql-")) / "shop.db")
-    train, heldout = split_tasks()
-    agent = sql_agent(db)
+    train, heldout = agl.load_tasks("sql-generation", "train"), agl.load_tasks("sql-generation", "eval", n=args.heldout)
+    agent = sql_agent()
     store = agl.LightningStore()
     if args.endpoint:
         resources = store.add_resources({"llm": agl.LLMEndpoint(endpoint=args.endpoint, model=args.model or "default")})
