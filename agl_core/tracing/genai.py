@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator, Mapping
 
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agl_core.tracing import semconv
@@ -125,6 +125,21 @@ def inject_headers(
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=context)
     return {**carrier, **(headers or {})}
+
+
+def extract_context(
+    headers: Mapping[str, str], *, rollout_id: str | None = None, attempt_id: str | None = None
+) -> otel_context.Context:
+    """The caller's context from incoming `headers` (``traceparent``, ``baggage``), for a server
+    that records the serving side of a request. A rollout named explicitly (a rollout-scoped URL)
+    replaces the one in the baggage; the baggage's resources version is kept only for its own rollout."""
+    ctx = propagate.extract(dict(headers))
+    if rollout_id and attempt_id:
+        if baggage.get_baggage(semconv.AGL_ROLLOUT_ID, ctx) != rollout_id:
+            ctx = baggage.remove_baggage(semconv.AGL_RESOURCES_ID, ctx)
+        ctx = baggage.set_baggage(semconv.AGL_ROLLOUT_ID, rollout_id, ctx)
+        ctx = baggage.set_baggage(semconv.AGL_ATTEMPT_ID, attempt_id, ctx)
+    return ctx
 
 
 # --- invoke_agent ------------------------------------------------------------------------------

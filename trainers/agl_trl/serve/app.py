@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterator
 
-from opentelemetry import baggage, propagate, trace
+from opentelemetry import baggage, trace
 from opentelemetry.trace import Span, SpanKind
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,7 +23,7 @@ from agl_core.runtime.telemetry import configure
 from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.background import UvicornThread
 from agl_core.store.base import LightningStore
-from agl_core.tracing import semconv
+from agl_core.tracing import genai, semconv
 from agl_core.tracing.genai import fail, inject_headers, start_chat_span
 from agl_core.tracing.provider import get_tracer
 from agl_core.types import LLMEndpoint
@@ -215,14 +215,11 @@ class ModelServer:
     @staticmethod
     def _parent_context(request: HttpRequest) -> Any:
         """The caller's trace context; a rollout-scoped URL names the rollout explicitly."""
-        ctx = propagate.extract(dict(request.headers))
-        rollout_id, attempt_id = request.path_params.get("rollout_id"), request.path_params.get("attempt_id")
-        if rollout_id and attempt_id:
-            if baggage.get_baggage(semconv.AGL_ROLLOUT_ID, ctx) != rollout_id:
-                ctx = baggage.remove_baggage(semconv.AGL_RESOURCES_ID, ctx)
-            ctx = baggage.set_baggage(semconv.AGL_ROLLOUT_ID, rollout_id, ctx)
-            ctx = baggage.set_baggage(semconv.AGL_ATTEMPT_ID, attempt_id, ctx)
-        return ctx
+        return genai.extract_context(
+            request.headers,
+            rollout_id=request.path_params.get("rollout_id"),
+            attempt_id=request.path_params.get("attempt_id"),
+        )
 
     async def _handle(self, request: HttpRequest, kind: str) -> Response:
         try:
