@@ -25,10 +25,9 @@ from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import agentlightning as agl  # noqa: E402
 from agl_apo import APO, APOConfig, TextLLM  # noqa: E402
 from agl_apo.candidates import Candidate, stored_candidates  # noqa: E402
-
-import agentlightning as agl  # noqa: E402
 from agl_core.runtime.agent import Agent  # noqa: E402
 from agl_core.store.base import LightningStore  # noqa: E402
 from agl_core.training.algorithm import fit  # noqa: E402

@@ -23,8 +23,6 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import openai  # noqa: E402
-from agl_langchain.instrumentor import LangChainInstrumentor  # noqa: E402
-from agl_openai.instrumentor import OpenAIInstrumentor  # noqa: E402
 from langchain_openai import ChatOpenAI  # noqa: E402
 from openinference.instrumentation.langchain import LangChainInstrumentor as OILangChain  # noqa: E402
 from openinference.instrumentation.openai import OpenAIInstrumentor as OIOpenAI  # noqa: E402
@@ -32,6 +30,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
+from agl_langchain.instrumentor import LangChainInstrumentor  # noqa: E402
+from agl_openai.instrumentor import OpenAIInstrumentor  # noqa: E402
 from tests.fixtures.scripted_openai import ScriptedOpenAI  # noqa: E402
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
