@@ -5,11 +5,13 @@ schema it registered declares them (``agl_register_algorithms``); an algorithm m
 top-level section of the same options (APO's ``apo:``), which wins over ``training:``.
 
 Validation errors name the field path and what was expected, e.g.
-``training.batch_size: Input should be a valid integer (got 'eight')``.
+``training.batch_size: Input should be a valid integer (got 'eight')``; an unknown section or a
+``model.path`` that cannot be loaded is one line (`check_model_path`).
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,6 +83,49 @@ class Config(_Section):
         return path if path.is_absolute() else self.base_dir / path
 
 
+#: ``model.path`` values that mean the tiny model built on this machine (as ``agl_trl.loading`` reads them).
+TINY_MODEL_NAMES = ("", "tiny")
+
+
+def _hub_cached(name: str) -> bool:
+    """Whether `name` is a hub model in the local Hugging Face cache (looked up offline)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # no trainer installed: nothing can load a hub model anyway
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id (e.g. an absolute path)
+        return False
+
+
+def check_model_path(path: str, field: str = "model.path") -> None:
+    """Refuse a model that is neither a folder, nor ``tiny``, nor a hub model already cached.
+
+    Checked before anything starts, so a typo is one line instead of a download retried for a minute
+    and a traceback. Without network a hub model must be cached; download it once with
+    ``huggingface-cli download NAME`` where there is network.
+    """
+    if path in TINY_MODEL_NAMES or Path(path).expanduser().is_dir() or _hub_cached(path):
+        return
+    raise ConfigError(f"{field}: no such folder {path!r} (and no network to fetch a hub model)")
+
+
+def section_names() -> list[str]:
+    """The top-level sections a config may hold (algorithms may add their own, like ``apo``)."""
+    fixed = (name for name, info in Config.model_fields.items() if not info.exclude)
+    return sorted({*fixed, *(spec.section for spec in algorithms().values() if spec.section)})
+
+
+def _check_sections(data: dict[Any, Any]) -> None:
+    valid = section_names()
+    for key in data:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown section {key!r}{hint}; valid sections: {', '.join(valid)}")
+
+
 def algorithm_spec(name: Any) -> AlgorithmSpec:
     """The registration of ``training.algorithm``; unknown names list what is registered."""
     specs = algorithms()
@@ -127,6 +172,7 @@ def parse_config(data: Any, base_dir: Path | str = ".") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
+    _check_sections(data)
     training = data.get("training")
     spec = algorithm_spec(training.get("algorithm", "grpo") if isinstance(training, dict) else "grpo")
     model = _config_model(spec)
@@ -138,6 +184,8 @@ def parse_config(data: Any, base_dir: Path | str = ".") -> Config:
             config.training = spec.schema.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(f"invalid config:\n{_describe(exc, model)}") from None
+    if not config.model.endpoint:  # with an endpoint, nothing is loaded from model.path
+        check_model_path(config.model.path)
     return config
 
 
