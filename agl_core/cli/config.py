@@ -62,9 +62,10 @@ class ModelConfig(_Section):
 
 
 class EnvironmentConfig(_Section):
-    #: A task set name registered by a plugin (``math``, ``coding``, ``reasoning``) or a JSONL path.
-    train_tasks: str | None = None
-    eval_tasks: str | None = None
+    #: A task-set name (``math``, ``coding``, ``reasoning``, ``sql-generation``, or one a plugin
+    #: registers) or a JSONL path, or a list of them; each eval set is also reported on its own.
+    train_tasks: str | list[str] | None = None
+    eval_tasks: str | list[str] | None = None
 
 
 class Config(_Section):

@@ -12,7 +12,7 @@ from agl_core.plugins.manager import merged
 from agl_core.runtime.agent import Agent
 from agl_core.runtime.runner import RolloutAgent, as_agent
 from agl_core.training.algorithm import Algorithm
-from agl_core.training.tasksets import load_tasks
+from agl_core.training.tasksets import resolve_tasks
 from agl_core.types import Task
 
 
@@ -51,11 +51,10 @@ def build_agent(config: Config) -> RolloutAgent:
 
 
 def build_tasks(config: Config, split: str) -> list[Task]:
+    """The tasks of ``environment.train_tasks``/``eval_tasks``: one name or path, or a list of them."""
     spec = config.environment.train_tasks if split == "train" else config.environment.eval_tasks
-    if not spec:
-        return []
     try:
-        return load_tasks(spec, split, base_dir=config.base_dir)
+        return resolve_tasks(spec, split, base_dir=config.base_dir)
     except ValueError as exc:
         raise ConfigError(f"environment.{split}_tasks: {exc}") from None
 

@@ -4,20 +4,35 @@ A task's input is a dict the agent receives as-is; graded sets carry ``question`
 (or ``tests``) and ``grader`` (see `agl_core.runtime.graders`). Built-in sets are generated from fixed
 seeds, so train and eval never overlap and every run sees the same tasks. Other layers add sets
 with `register_task_sets` or a finder (the plugin layer installs one reading ``agl_task_sets``).
+
+`resolve_tasks` is the one entry point for what users write (config ``environment.*_tasks``, the
+trainers' ``train_tasks=``/``eval_tasks=``): names, JSONL paths, `Task`s and dicts, alone or mixed in
+a list. Tasks loaded from a name or file carry it in ``metadata["task_set"]`` so that evaluation
+reports each set on its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from agl_core.training.sql_tasks import sql_generation
 from agl_core.types import Task
 
 Split = str  # "train" | "eval"
 TaskLoader = Callable[[Split, int], list[Task]]
+#: One item of a task spec: a task-set name, a JSONL path, a `Task`, or a dict (the task's input).
+TaskItem = Union[str, "os.PathLike[str]", Task, Mapping[str, Any]]
+TaskSpec = Union[TaskItem, Sequence[TaskItem], None]
+
+#: ``Task.metadata`` key naming the set a task was loaded from (absent for tasks given inline).
+TASK_SET = "task_set"
+#: What evaluation calls tasks given inline (no set).
+INLINE_SET = "tasks"
 
 
 def _math(split: Split, n: int) -> list[Task]:
@@ -135,13 +150,54 @@ def task_set_names() -> list[str]:
     return sorted(task_sets())
 
 
-def load_tasks(spec: str, split: Split = "train", *, n: int = 256, base_dir: Path | str = ".") -> list[Task]:
+def load_tasks(spec: str | os.PathLike[str], split: Split = "train", *, n: int = 256, base_dir: Path | str = ".") -> list[Task]:
     """Tasks from a task-set name or a JSONL path (relative to `base_dir`)."""
     known = task_sets()
-    if spec in known:
+    if isinstance(spec, str) and spec in known:
         return list(known[spec](split, n))
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else Path(base_dir) / path
     if path.is_file():
         return load_jsonl(path)
-    raise ValueError(f"unknown task set {spec!r}: not one of {sorted(known)} and no such file {path}")
+    raise ValueError(f"unknown task set {str(spec)!r}: known task sets are {', '.join(sorted(known))}; or give an existing JSONL file")
+
+
+def task_from_dict(data: Mapping[str, Any]) -> Task:
+    """A task whose input is `data`; its id derives from the content, so it is stable across runs."""
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).digest()
+    return Task(task_id=f"task-{(int.from_bytes(digest[:8], 'little') >> 1) % 10**12}", input=dict(data))
+
+
+def task_set_of(task: Task) -> str:
+    return str(task.metadata.get(TASK_SET) or INLINE_SET)
+
+
+def resolve_tasks(spec: TaskSpec, split: Split = "train", *, n: int = 256, base_dir: Path | str = ".") -> list[Task]:
+    """The tasks `spec` names: one item or a list of items (see `TaskItem`), mixed freely.
+
+    A string is a task-set name or an existing JSONL file, never a task's input: anything else is a
+    `ValueError` naming the known sets. Tasks from a name or file are tagged with it (`TASK_SET`);
+    a task id already used by another set gets that set's name as a prefix, so ids stay unique.
+    """
+    if spec is None:
+        return []
+    items = [spec] if isinstance(spec, (str, os.PathLike, Task, Mapping)) else list(spec)
+    tasks: list[Task] = []
+    owner: dict[str, str] = {}  # task id -> its set
+    for item in items:
+        if isinstance(item, Task):
+            loaded = [item]
+        elif isinstance(item, Mapping):
+            loaded = [task_from_dict(item)]
+        elif isinstance(item, (str, os.PathLike)):
+            name = str(item)
+            loaded = [t.model_copy(update={"metadata": {**t.metadata, TASK_SET: name}}) for t in load_tasks(item, split, n=n, base_dir=base_dir)]
+        else:
+            raise TypeError(f"a task is a task-set name, a JSONL path, a Task or a dict, not {type(item).__name__}")
+        for task in loaded:
+            name = task_set_of(task)
+            if owner.setdefault(task.task_id, name) != name:
+                task = task.model_copy(update={"task_id": f"{name}/{task.task_id}"})
+                owner.setdefault(task.task_id, name)
+            tasks.append(task)
+    return tasks
