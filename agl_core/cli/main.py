@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 import click
 
 from agl_core import __version__
+
+VERBOSE_HELP = "Debug logging on the console (the log file is $AGL_HOME/logs/training.log)."
+STORE_HELP = "Store URL: sqlite:///PATH, postgresql://…, memory:// or http://HOST:4318 (default: the config's store, AGL_STORAGE, or $AGL_HOME/store.db)."
 
 
 def _fail(message: str) -> None:
@@ -32,17 +36,54 @@ def _prepare(config_path: str, store: str | None, verbose: bool) -> tuple[Any, A
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="agent-lightning")
 def main() -> None:
-    """Agent Lightning: train any AI agent from its traces."""
+    """Agent Lightning: train any AI agent from its traces.
+
+    \b
+    Environment:
+      AGL_HOME             runs, logs and the default store (default ~/.agent-lightning)
+      AGL_STORAGE          the default store URL
+      AGL_STORE_TOKEN      collector: the token clients send (required beyond loopback)
+      AGL_DASHBOARD_TOKEN  dashboard: the token browsers send (required beyond loopback)
+      AGL_SERVE_API_KEY    serve: the API key clients send (required beyond loopback)
+    """
+
+
+def _model_line(config: Any) -> str:
+    """The model a config uses, resolved: an endpoint's, the agent's API model, or the weights' folder."""
+    from agl_core.cli.config import TINY_MODEL_NAMES
+
+    model = config.model
+    if model.endpoint:
+        return f"{model.name or model.path} at {model.endpoint}"
+    if model.name and "path" not in model.model_fields_set:  # an API model (APO's agent), not weights
+        return f"{model.name} at {os.environ.get('OPENAI_BASE_URL') or 'https://api.openai.com/v1'}"
+    if model.path in TINY_MODEL_NAMES:
+        return "tiny (the built-in model: built once on this machine, then cached)"
+    folder = os.path.abspath(os.path.expanduser(model.path))
+    return folder if os.path.isdir(folder) else f"{model.path} (hub model, from the local cache)"
+
+
+def _output_dir(config: Any) -> str:
+    from agl_core.paths import agl_home
+
+    out = config.training.output_dir
+    return str(config.resolve_path(out) if out else agl_home() / "runs" / f"{config.agent.name}-{config.training.algorithm}")
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="config.yaml")
-@click.option("--store", default=None, help="Store URL (default: config's store, AGL_STORAGE, or the embedded SQLite).")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The config.yaml to train from.")
+@click.option("--store", default=None, help=STORE_HELP)
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in the output directory.")
-@click.option("--dry-run", is_flag=True, help="Validate the config, resolve agent and task sets, print the plan, exit.")
-@click.option("-v", "--verbose", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="Validate the config, resolve agent, model and task sets, print the plan, exit.")
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verbose: bool) -> None:
-    """Train the agent described by a config file."""
+    """Train the agent described by a config file.
+
+    The config's sections (agent, model, training, environment, store) and keys are documented in
+    README.md, "Train > From a config file"; an algorithm's training keys are the fields of its
+    config class (grpo/rloo: agl.RLConfig, sft: agl.SFTConfig), and a wrong key's error lists the
+    valid ones. `agent-lightning plugins` lists the algorithms and task sets installed.
+    """
     from agl_core.cli.config import ConfigError
     from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
     from agl_core.training.algorithm import fit
@@ -59,9 +100,11 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
         if dry_run:
             training = config.training  # the common keys and the options the config sets
             shown = training.model_dump(include=set(TrainingOptions.model_fields) | training.model_fields_set)
+            shown.pop("output_dir", None)
             click.echo(f"agent:      {agent.name} ({config.agent.type}); optimize: {config.agent.optimize or 'all agents'}")
-            click.echo(f"model:      {config.model.endpoint or config.model.path}")
+            click.echo(f"model:      {_model_line(config)}")
             click.echo(f"algorithm:  {training.algorithm} {shown}")
+            click.echo(f"output_dir: {_output_dir(config)}")
             click.echo(f"tasks:      {len(train_tasks)} train, {len(eval_tasks)} eval")
             click.echo(f"store:      {lstore.url}")
             click.echo("dry run: config is valid; nothing was trained")
@@ -73,10 +116,15 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
 
 
 @main.command(name="eval")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--checkpoint", default=None, help="A checkpoint directory to evaluate instead of the configured model.")
-@click.option("--store", default=None)
-@click.option("-v", "--verbose", is_flag=True)
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The config.yaml whose agent and eval tasks to use.")
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="Evaluate this instead of the configured model: a checkpoint folder, or a run (its folder, its name under "
+    "$AGL_HOME/runs, or its id) for its latest checkpoint.",
+)
+@click.option("--store", default=None, help=STORE_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: bool) -> None:
     """Evaluate the agent on the config's eval task sets and print a table: one row per set, then all."""
     from rich.console import Console
@@ -99,40 +147,46 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=4318, show_default=True, type=int)
-@click.option("--store", default=None, help="Store URL behind the server (default: the embedded SQLite).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; beyond loopback needs --token.")
+@click.option("--port", default=4318, show_default=True, type=int, help="Port to listen on (0: a free one).")
+@click.option("--store", default=None, help="Local store behind the server: sqlite:///PATH, postgresql://… or memory:// (default: AGL_STORAGE or $AGL_HOME/store.db).")
 @click.option("--grpc-port", default=None, type=int, help="Also receive OTLP/gRPC on this port (e.g. 4317).")
-@click.option("--token", default=None, envvar="AGL_STORE_TOKEN", help="Required when binding beyond loopback.")
-def collector(host: str, port: int, store: str | None, grpc_port: int | None, token: str | None) -> None:
-    """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces."""
+@click.option(
+    "--token", default=None, envvar="AGL_STORE_TOKEN", help="Token every request must send (env AGL_STORE_TOKEN); required beyond loopback."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+def collector(host: str, port: int, store: str | None, grpc_port: int | None, token: str | None, verbose: bool) -> None:
+    """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces; prints its URL once listening."""
     from agl_core.server import serve_collector
     from agl_core.server.access import AccessError
 
     try:
-        serve_collector(host, port, store, grpc_port=grpc_port, token=token)
+        serve_collector(host, port, store, grpc_port=grpc_port, token=token, verbose=verbose)
     except (AccessError, ValueError) as exc:
         _fail(str(exc))
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--store", default=None)
-@click.option("--token", default=None, envvar="AGL_DASHBOARD_TOKEN", help="Required when binding beyond loopback.")
-def dashboard(host: str, port: int, store: str | None, token: str | None) -> None:
-    """Runs, reward and loss curves, rollouts and traces in the browser."""
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; beyond loopback needs --token.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on (0: a free one).")
+@click.option("--store", default=None, help=STORE_HELP.replace("the config's store, ", ""))
+@click.option(
+    "--token", default=None, envvar="AGL_DASHBOARD_TOKEN", help="Token browsers must send (env AGL_DASHBOARD_TOKEN); required beyond loopback."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+def dashboard(host: str, port: int, store: str | None, token: str | None, verbose: bool) -> None:
+    """Runs, reward and loss curves, rollouts and traces in the browser; prints its URL once listening."""
     from agl_core.dashboard import serve_dashboard
     from agl_core.server.access import AccessError
 
     try:
-        serve_dashboard(host, port, store, token)
+        serve_dashboard(host, port, store, token, verbose=verbose)
     except AccessError as exc:
         _fail(str(exc))
 
 
 @main.command()
-@click.option("--run", "run", required=True, help="Run directory (or run id) to export from.")
+@click.option("--run", "run", required=True, help="The run to export: its folder, its name under $AGL_HOME/runs, or its id.")
 @click.option("--format", "fmt", required=True, help="hf, lora, prompt or traces-jsonl (formats come from plugins).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option(
@@ -141,7 +195,7 @@ def dashboard(host: str, port: int, store: str | None, token: str | None) -> Non
     show_default=True,
     help="hf/lora: which checkpoint: latest, best (highest held-out reward) or a step number.",
 )
-@click.option("--store", default=None)
+@click.option("--store", default=None, help=STORE_HELP.replace("the config's store, ", ""))
 def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> None:
     """Export a run's model, adapter, best prompt or traces."""
     from agl_core.cli.launch import dependency_missing

@@ -45,19 +45,27 @@ def create_dashboard_app(store: LightningStore, token: str | None = None) -> Sta
 
 
 def serve_dashboard(
-    host: str = "127.0.0.1", port: int = 8080, store_url: str | None = None, token: str | None = None
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    store_url: str | None = None,
+    token: str | None = None,
+    *,
+    verbose: bool = False,
 ) -> None:
-    """Serve the dashboard until interrupted.
+    """Serve the dashboard until interrupted; prints one line with its URL once listening, and
+    every request when `verbose`.
 
     Raises `agl_core.server.access.AccessError` before opening anything when `host` is not a loopback address
     and no token is given (argument or ``AGL_DASHBOARD_TOKEN``).
     """
-    import uvicorn
+    from agl_core.server.foreground import access_note, run_foreground
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token, service="the dashboard", token_env=TOKEN_ENV)
     store = LightningStore(store_url)
+    open_with = "; open {url}/?token=<token> once" if token else ""
+    line = f"dashboard at {{url}} ({access_note(token, TOKEN_ENV)}{open_with}; store {store!r})"
     try:
-        uvicorn.run(create_dashboard_app(store, token=token), host=host, port=port, log_level="warning")
+        run_foreground(create_dashboard_app(store, token=token), host, port, start_line=line, verbose=verbose)
     finally:
         store.close()

@@ -102,17 +102,18 @@ def serve_collector(
     store_url: str | None = None,
     *,
     max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
-    log_level: str = "warning",
     grpc_port: int | None = None,
     token: str | None = None,
+    verbose: bool = False,
 ) -> None:
     """Run the store server in the foreground until interrupted (``agent-lightning collector``).
 
-    ``grpc_port`` (e.g. 4317) also receives OTLP/gRPC, for SDKs left on their gRPC default.
+    ``grpc_port`` (e.g. 4317) also receives OTLP/gRPC, for SDKs left on their gRPC default. Prints
+    one line with its URL once listening; ``verbose`` logs every request.
     Raises `agl_core.server.access.AccessError` before opening anything when `host` is not a loopback
     address and there is no token (argument or ``AGL_STORE_TOKEN``).
     """
-    import uvicorn
+    from agl_core.server.foreground import access_note, run_foreground
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token, service="the store", token_env=TOKEN_ENV)
@@ -120,14 +121,16 @@ def serve_collector(
     if isinstance(store, HttpStore):
         store.close()
         raise ValueError("the collector needs a local store (sqlite:///…, memory://, postgresql://…), not http://")
-    log.info("collector on http://%s:%d serving %r", host, port, store)
-    grpc_server = None
+    grpc_server, grpc = None, ""
     if grpc_port is not None:
         from agl_core.server.grpc_receiver import start_grpc_receiver
 
-        grpc_server, _ = start_grpc_receiver(store, host, grpc_port, token=token)
+        grpc_server, bound = start_grpc_receiver(store, host, grpc_port, token=token)
+        grpc = f", OTLP/gRPC on port {bound}"
+    line = f"collector at {{url}} (store API, OTLP/HTTP at /v1/traces{grpc}; {access_note(token, TOKEN_ENV)}; store {store!r})"
     try:
-        uvicorn.run(create_app(store, max_body_bytes=max_body_bytes, token=token), host=host, port=port, log_level=log_level)
+        app = create_app(store, max_body_bytes=max_body_bytes, token=token)
+        run_foreground(app, host, port, start_line=line, verbose=verbose)
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=2).wait()

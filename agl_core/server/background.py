@@ -3,7 +3,6 @@ server (`BackgroundCollector`) for tests, benchmarks and notebooks."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from typing import Any, Self
@@ -11,6 +10,7 @@ from typing import Any, Self
 import uvicorn
 
 from agl_core.server.app import create_app
+from agl_core.server.foreground import bind_socket
 from agl_core.store.base import LightningStore
 
 
@@ -22,9 +22,7 @@ class UvicornThread:
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, name: str = "agl-server", **config: Any) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = bind_socket(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         self.name = name
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))

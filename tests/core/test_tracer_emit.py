@@ -129,6 +129,21 @@ def test_emitters_outside_rollout_make_standalone_traces(store) -> None:
     assert exc.attributes[semconv.EXCEPTION_TYPE] == "ValueError"
 
 
+def test_emit_tool_call_outside_a_rollout_is_stored_unassigned(store, monkeypatch) -> None:
+    from tests.fixtures.scripted_openai import ScriptedOpenAI, tool_call
+
+    model, messages = "m1", [{"role": "user", "content": "find the docs"}]
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {}}}}]
+    with ScriptedOpenAI(lambda body: tool_call("search", q="docs")) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        response = agl.emit_tool_call(model=model, messages=messages, tools=tools, context={"task": "search"})  # the card's call
+    assert response.choices[0].message.tool_calls[0].function.name == "search"
+    agl.flush()
+    [chat] = [s for s in store.query_spans(unassigned=True) if s.name == "chat m1"]  # where the README says to look
+    assert chat.rollout_id is None and chat.attributes[semconv.AGL_TOOL_CALL_CONTEXT] == '{"task": "search"}'
+    assert '"tool_call"' in chat.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]
+
+
 def test_switching_stores_keeps_finished_spans_in_the_store_they_were_recorded_for(store) -> None:
     agl.emit_annotation({"which": "first"})  # ended, still in the batch queue
     second = agl.LightningStore("memory://")

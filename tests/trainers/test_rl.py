@@ -131,7 +131,18 @@ def test_rloo_with_kl_on_a_lora_adapter(policy, store, tmp_path):
 
 def test_python_api_as_in_the_readme(policy, store, tmp_path):
     config = agl.RLConfig(model=str(policy), episodes=1, batch_size=2, group_size=2, max_new_tokens=8, output_dir=str(tmp_path))
-    summary = agl.RLOOTrainer(config=config, store=store).train(calc_agent(), train_tasks=[HI, CALC], eval_tasks=[CALC])
+    (tmp_path / "more.jsonl").write_text(json.dumps(HI) + "\n")
+    with pytest.raises(ValueError, match="unknown task set 'What is 2[+]3[?]'"):  # a string is never a task input
+        agl.RLOOTrainer(config=config, store=store).train(calc_agent(), eval_tasks=["What is 2+3?"])
+    eval_tasks = [CALC, str(tmp_path / "more.jsonl")]  # a dict and a JSONL file: two sets, each reported
+    summary = agl.RLOOTrainer(config=config, store=store).train(calc_agent(), train_tasks=[HI, CALC], eval_tasks=eval_tasks)
     assert summary["algorithm"] == "rloo" and Path(summary["checkpoint"]).name == "step-1"
     assert {"sampled_before", "sampled_after", "greedy_before", "greedy_after"} <= set(summary)
-    assert json.loads((tmp_path / "heldout.json").read_text())["after"]["heldout_accuracy_greedy"] == summary["greedy_after"]
+    after = json.loads((tmp_path / "heldout.json").read_text())["after"]
+    assert after["heldout_accuracy_greedy"] == summary["greedy_after"]
+    more = str(tmp_path / "more.jsonl")
+    assert after["heldout_n/tasks"] == after[f"heldout_n/{more}"] == 1
+    for key in ("heldout_reward_sampled", "heldout_accuracy_greedy"):  # the mean over both sets' single tasks
+        assert after[key] == pytest.approx((after[f"{key}/tasks"] + after[f"{key}/{more}"]) / 2)
+    per_set = store.query_metrics(summary["run_id"])[-1].metrics
+    assert per_set[f"heldout_reward_greedy/{more}"] == after[f"heldout_reward_greedy/{more}"]  # what the dashboard charts

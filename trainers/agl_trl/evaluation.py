@@ -1,4 +1,9 @@
-"""Held-out evaluation: the agent's accuracy on tasks it never trains on, sampled and greedy."""
+"""Held-out evaluation: the agent's accuracy on tasks it never trains on, sampled and greedy.
+
+The metrics are flat (they go to the store, ``metrics.jsonl`` and ``heldout.json`` as they are):
+``heldout_{reward,accuracy}_{sampled,greedy}`` over every eval task, the same keys with
+``/<task set>`` for each set, and ``heldout_n/<task set>`` (its number of tasks).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,11 @@ from typing import Any, Sequence
 
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm
-from agl_core.types import Rollout, Task
+from agl_core.training.evaluation import ALL_SETS, summarise_sets
+from agl_core.types import Task
 
 from .sampling import endpoint_with
 from .seeds import derive_seed
-
-#: A rollout counts as solved (accuracy) when its reward reaches this.
-SOLVED = 0.5
-
-
-def accuracy(rollouts: Sequence[Rollout], n_tasks: int) -> tuple[float, float]:
-    """(mean reward, fraction solved) over `n_tasks`; lost or failed rollouts count as 0."""
-    rewards = [r.final_reward or 0.0 for r in rollouts if r.status == "succeeded"]
-    if not n_tasks:
-        return 0.0, 0.0
-    return sum(rewards) / n_tasks, sum(r >= SOLVED for r in rewards) / n_tasks
 
 
 def evaluate(
@@ -44,9 +39,12 @@ def evaluate(
         rollouts = Algorithm.run_rollouts(
             store, tasks, resources_id=resources_id, mode="val", run_id=run_id, timeout=timeout, metadata={"eval": label}
         )
-        reward, solved = accuracy(rollouts, len(tasks))
-        out[f"heldout_reward_{mode}"] = reward
-        out[f"heldout_accuracy_{mode}"] = solved
+        for row in summarise_sets(tasks, rollouts):
+            suffix = "" if row["task_set"] == ALL_SETS else f"/{row['task_set']}"
+            out[f"heldout_reward_{mode}{suffix}"] = row["mean_reward"]
+            out[f"heldout_accuracy_{mode}{suffix}"] = row["success_rate"]
+            if suffix and mode == "greedy":
+                out[f"heldout_n{suffix}"] = row["n"]
     out["heldout_reward"] = out["heldout_reward_sampled"]
     return out
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agl_core.cli.config import TINY_MODEL_NAMES
+
 from .checkpoints import latest_checkpoint, load_state
 from .lora import add_adapter, is_adapter, load_adapter, load_merged
-
-#: Model names that mean the tiny model built on this machine (`agl_trl.tiny_model`).
-TINY_NAMES = ("", "tiny")
 
 
 def resolve_model_path(name: str) -> str:
     """``""``/``tiny`` → the tiny model (built once, cached); anything else as given."""
-    if name in TINY_NAMES:
+    if name in TINY_MODEL_NAMES:
         from .tiny_model import build_tiny_model
 
         return str(build_tiny_model())
@@ -25,8 +24,10 @@ def resolve_model_path(name: str) -> str:
 def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
     """A model (on CUDA in bfloat16 when there is one, else CPU float32) and its tokenizer."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights"/"Writing model shards" bars on every run
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)

@@ -2,24 +2,23 @@
 
 ``GRPOTrainer(config=RLConfig(...), store=None).train(agent, train_tasks=None, eval_tasks=None)``
 trains `agent` — an `agl.Agent`, a ``@agl.rollout`` function or any ``agent(task, resources)`` —
-and returns the run's summary (paths, held-out accuracies before/after). Tasks may be `Task`s or
-plain dicts; left out, training uses the built-in ``math`` set (and, when both are left out, its
-eval split for held-out evaluation). The same mapping serves ``agent-lightning train``: a config
+and returns the run's summary (paths, held-out accuracies before/after, per eval set too). Tasks
+are what `resolve_tasks` takes: task-set names, JSONL paths, `Task`s or dicts, alone or in a list;
+left out, training uses the built-in ``math`` set (and, when both are left out, its eval split for
+held-out evaluation). The same mapping serves ``agent-lightning train``: a config
 file's ``training`` keys become the dataclass's fields (`config_from`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any, Sequence
+from typing import Any
 
 from agl_core.cli.config import Config, ConfigError
 from agl_core.paths import agl_home
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm, fit
-from agl_core.training.tasksets import load_tasks
-from agl_core.types import Task
+from agl_core.training.tasksets import TaskSpec, resolve_tasks
 
 from .config import RLConfig
 from .sft import SFTConfig
@@ -48,19 +47,6 @@ def config_from(cls: type, config: Config) -> Any:
         raise ConfigError(f"training: {exc}") from None
 
 
-def as_tasks(tasks: Sequence[Task | dict[str, Any]]) -> list[Task]:
-    """`Task`s as given; dicts become tasks whose id derives from their content (stable across runs)."""
-    from .seeds import derive_seed
-
-    out = []
-    for item in tasks:
-        if isinstance(item, Task):
-            out.append(item)
-        else:
-            out.append(Task(task_id=f"task-{derive_seed(json.dumps(item, sort_keys=True, default=str)) % 10**12}", input=item))
-    return out
-
-
 class _Trainer:
     algorithm_name = ""
     config_class: type = RLConfig
@@ -85,20 +71,23 @@ class _Trainer:
     def train(
         self,
         agent: Any,
-        train_tasks: Sequence[Task | dict[str, Any]] | None = None,
-        eval_tasks: Sequence[Task | dict[str, Any]] | None = None,
+        train_tasks: TaskSpec = None,
+        eval_tasks: TaskSpec = None,
         *,
         resume: bool = False,
     ) -> dict[str, Any]:
-        """Train `agent`; returns the summary (``sampled_before``/``sampled_after``, ``greedy_*``, paths)."""
+        """Train `agent`; returns the summary (``sampled_before``/``sampled_after``, ``greedy_*``, paths).
+
+        ``eval_tasks=["sql-generation"]`` evaluates on that set's eval split; an unknown name is a
+        `ValueError` listing the known sets (before anything is loaded).
+        """
         if train_tasks is None:
-            train_tasks = load_tasks("math", "train")
+            train_tasks = "math"
             if eval_tasks is None:
-                eval_tasks = load_tasks("math", "eval")
+                eval_tasks = "math"
+        train, held_out = resolve_tasks(train_tasks, "train"), resolve_tasks(eval_tasks, "eval")
         store = self.store if isinstance(self.store, LightningStore) else LightningStore(self.store)
-        return fit(
-            self.algorithm(resume), agent, store, as_tasks(train_tasks), as_tasks(eval_tasks or []), n_workers=self.n_workers
-        )
+        return fit(self.algorithm(resume), agent, store, train, held_out, n_workers=self.n_workers)
 
 
 class GRPOTrainer(_Trainer):

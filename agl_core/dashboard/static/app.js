@@ -135,14 +135,20 @@ async function viewRuns(main, params, serial) {
 
 /* ---------- a run's charts ---------- */
 
+/* Per-task-set metrics ("heldout_reward_sampled/math") share the chart of their prefix, one line per set;
+ * set sizes ("heldout_n/math") are not charted. */
 function chartGroups(keys) {
   const rewards = REWARD_KEYS.filter((k) => keys.includes(k));
-  const rest = keys.filter((k) => !rewards.includes(k));
-  rest.sort((a, b) => {
+  const byTitle = new Map();
+  for (const k of keys.filter((k) => !rewards.includes(k) && !k.startsWith("heldout_n/"))) {
+    const title = k.split("/")[0];
+    byTitle.set(title, [...(byTitle.get(title) || []), k]);
+  }
+  const rest = [...byTitle.keys()].sort((a, b) => {
     const ia = CHART_ORDER.indexOf(a), ib = CHART_ORDER.indexOf(b);
     return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
   });
-  return [...(rewards.length ? [{ title: "reward", keys: rewards }] : []), ...rest.map((k) => ({ title: k, keys: [k] }))];
+  return [...(rewards.length ? [{ title: "reward", keys: rewards }] : []), ...rest.map((t) => ({ title: t, keys: byTitle.get(t).sort() }))];
 }
 
 async function viewRun(main, runId, serial) {

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
 
 import click
 
 
 @click.command("serve")
-@click.option("--model", "model_path", default=None, help="Model folder or hub name to serve (not with --proxy).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--model", "model_path", default=None, help="Model folder, cached hub name, or 'tiny' (the built-in model); not with --proxy.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; beyond loopback needs --api-key.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on (0: a free one).")
 @click.option("--store", default=None, help="Store URL the spans go to (default: AGL_STORAGE or the embedded SQLite).")
 @click.option("--proxy", default=None, help="Forward to this OpenAI-compatible base URL (e.g. vLLM's …/v1) instead.")
 @click.option("--proxy-api-key", default=None, envvar="AGL_PROXY_API_KEY", help="API key for the --proxy upstream.")
@@ -19,7 +21,10 @@ import click
 @click.option("--max-batch-size", default=64, show_default=True, type=int, help="Sequences generated together.")
 @click.option("--poll-s", default=2.0, show_default=True, type=float, help="Store polling for new checkpoints; 0 disables.")
 @click.option("--device", default=None, help="torch device (default: cuda when available, else cpu).")
-@click.option("--api-key", default=None, envvar="AGL_SERVE_API_KEY", help="Clients must send it (required beyond loopback).")
+@click.option(
+    "--api-key", default=None, envvar="AGL_SERVE_API_KEY", help="Clients must send it as their API key; required beyond loopback. Env: AGL_SERVE_API_KEY."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 def serve(
     model_path: str | None,
     host: str,
@@ -32,6 +37,7 @@ def serve(
     poll_s: float,
     device: str | None,
     api_key: str | None,
+    verbose: bool,
 ) -> None:
     """Serve a model as an OpenAI-compatible endpoint that records token ids and logprobs.
 
@@ -40,21 +46,30 @@ def serve(
     """
     if (model_path is None) == (proxy is None):
         raise click.UsageError("give exactly one of --model and --proxy")
+    from agl_core.cli.config import ConfigError, check_model_path
+    from agl_core.cli.logs import setup_logging
     from agl_core.runtime.telemetry import default_store
     from agl_core.server.access import AccessError, check_bind
     from agl_core.store.base import LightningStore
-    from agl_trl.loading import load_model
+    from agl_trl.loading import load_model, resolve_model_path
     from agl_trl.serve.app import API_KEY_ENV, ModelServer
     from agl_trl.serve.watch import watch_checkpoints
 
     try:
         check_bind(host, api_key, service="the model", token_env=API_KEY_ENV, flag="--api-key")  # before loading anything
-    except AccessError as exc:
-        raise click.ClickException(str(exc)) from exc
+        if model_path is not None:
+            check_model_path(model_path, "--model")
+    except (AccessError, ConfigError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    setup_logging(verbose)
+    logging.getLogger("uvicorn.access").disabled = not verbose
     span_store = LightningStore(store) if store else default_store()
     model = tokenizer = None
+    weights = None
     if model_path is not None:
-        model, tokenizer = load_model(model_path, device)
+        weights = resolve_model_path(model_path)
+        model, tokenizer = load_model(weights, device)
     server = ModelServer(
         model,
         tokenizer,
@@ -73,8 +88,9 @@ def serve(
         if poll_s > 0:
             args = (server, span_store, poll_s, done)
             threading.Thread(target=watch_checkpoints, args=args, name="agl-serve-watch", daemon=True).start()
-        source = f"proxy to {proxy}" if proxy else model_path
-        click.echo(f"serving {source} at {server.base_url} (spans to {span_store!r})")
+        source = f"proxy to {proxy}" if proxy else model_path if weights == model_path else f"{model_path} ({weights})"
+        key = "API key required" if api_key else "no API key"
+        click.echo(f"serving {source} at {server.base_url} ({key}; spans to {span_store!r})", err=False)
         try:
             done.wait()
         except KeyboardInterrupt:
