@@ -63,7 +63,6 @@ def serve(
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     setup_logging(verbose)
-    logging.getLogger("uvicorn.access").disabled = not verbose
     span_store = LightningStore(store) if store else default_store()
     model = tokenizer = None
     weights = None
@@ -85,12 +84,14 @@ def serve(
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with server:
+        if verbose:  # uvicorn set its access log to warnings when the server started
+            logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         if poll_s > 0:
             args = (server, span_store, poll_s, done)
             threading.Thread(target=watch_checkpoints, args=args, name="agl-serve-watch", daemon=True).start()
         source = f"proxy to {proxy}" if proxy else model_path if weights == model_path else f"{model_path} ({weights})"
-        key = "API key required" if api_key else "no API key"
-        click.echo(f"serving {source} at {server.base_url} ({key}; spans to {span_store!r})", err=False)
+        key = f"API key required ({API_KEY_ENV})" if api_key else "no API key"
+        click.echo(f"serving {source} at {server.base_url} ({key}; spans to {span_store!r})")
         try:
             done.wait()
         except KeyboardInterrupt:
