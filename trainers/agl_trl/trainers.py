@@ -4,8 +4,8 @@
 trains `agent` — an `agl.Agent`, a ``@agl.rollout`` function or any ``agent(task, resources)`` —
 and returns the run's summary (paths, held-out accuracies before/after, per eval set too). Tasks
 are what `resolve_tasks` takes: task-set names, JSONL paths, `Task`s or dicts, alone or in a list;
-left out, training uses the built-in ``math`` set (and, when both are left out, its eval split for
-held-out evaluation). The same mapping serves ``agent-lightning train``: a config
+left out, training uses the train splits of the sets `eval_tasks` names, else the built-in ``math``
+set (and, when both are left out, its eval split for held-out evaluation). The same mapping serves ``agent-lightning train``: a config
 file's ``training`` keys become the dataclass's fields (`config_from`).
 """
 
@@ -18,7 +18,7 @@ from agl_core.cli.config import Config, ConfigError
 from agl_core.paths import agl_home
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm, fit
-from agl_core.training.tasksets import TaskSpec, resolve_tasks
+from agl_core.training.tasksets import TaskSpec, resolve_tasks, task_sets
 
 from .config import RLConfig
 from .sft import SFTConfig
@@ -45,6 +45,14 @@ def config_from(cls: type, config: Config) -> Any:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"training: {exc}") from None
+
+
+def default_train_tasks(eval_tasks: TaskSpec) -> TaskSpec:
+    """Without ``train_tasks``: the task sets `eval_tasks` names (their train splits; files and
+    inline tasks are never trained on), else ``math``."""
+    items = eval_tasks if isinstance(eval_tasks, (list, tuple)) else [eval_tasks]
+    known = task_sets()
+    return [item for item in items if isinstance(item, str) and item in known] or "math"
 
 
 class _Trainer:
@@ -78,11 +86,12 @@ class _Trainer:
     ) -> dict[str, Any]:
         """Train `agent`; returns the summary (``sampled_before``/``sampled_after``, ``greedy_*``, paths).
 
-        ``eval_tasks=["sql-generation"]`` evaluates on that set's eval split; an unknown name is a
-        `ValueError` listing the known sets (before anything is loaded).
+        ``eval_tasks=["sql-generation"]`` evaluates on that set's eval split (and, with no
+        `train_tasks`, trains on its train split); an unknown name is a `ValueError` listing the
+        known sets (before anything is loaded).
         """
         if train_tasks is None:
-            train_tasks = "math"
+            train_tasks = default_train_tasks(eval_tasks)
             if eval_tasks is None:
                 eval_tasks = "math"
         train, held_out = resolve_tasks(train_tasks, "train"), resolve_tasks(eval_tasks, "eval")
