@@ -53,7 +53,6 @@ def main() -> None:
     started = time.perf_counter()
     torch.set_num_threads(1)  # one thread per core is faster on a small CPU than two fighting for it
 
-    print("building the tiny model (cached after the first run) ...", flush=True)
     model_path = arith.build_policy()
     agl.instrument(["openai"])
 

@@ -157,6 +157,8 @@ def build_tiny_model(
     path = tiny_model_path(spec, corpus)
     if (path / "config.json").exists() and not force:
         return path
+    if log:  # only here: a cached model is returned above without a word
+        print(f"building the tiny model {spec.name!r} (once; cached at {path}) ...", flush=True)
     start = time.perf_counter()
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
