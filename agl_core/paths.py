@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -20,6 +21,20 @@ def logs_dir() -> Path:
     path = agl_home() / "logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def runs_dir() -> Path:
+    """Where run folders live unless a run is told otherwise: ``$AGL_HOME/runs``."""
+    path = agl_home() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_run_dir(agent: str, algorithm: str) -> Path:
+    """A run's folder by default: ``$AGL_HOME/runs/<agent>-<algorithm>`` (stable, so a resume finds it).
+
+    Characters that are not safe in a file name become ``-``."""
+    return runs_dir() / re.sub(r"[^A-Za-z0-9._-]+", "-", f"{agent}-{algorithm}").strip("-.")
 
 
 def cache_dir() -> Path:

@@ -132,11 +132,13 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
 
     from agl_core.cli.config import ConfigError
     from agl_core.cli.evaluate import evaluate_config
+    from agl_core.training.runs import run_folder
 
     config, lstore = _prepare(config_path, store, verbose)
     try:
+        checkpoint = str(run_folder(checkpoint, lstore)) if checkpoint else None
         rows = evaluate_config(config, lstore, checkpoint=checkpoint)
-    except ConfigError as exc:
+    except (ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))
     table = Table(title="evaluation")
     for col in ("task set", "n", "mean reward", "success rate"):

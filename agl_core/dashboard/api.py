@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from agl_core.dashboard import views
 from agl_core.store import LightningStore
+from agl_core.training.runs import run_id_of
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -95,9 +96,14 @@ class DashboardApi:
         return _paged(items, len(self.store.query_runs()), limit, offset)
 
     def _get_run(self, request: Request):
-        run = self.store.get_run(request.path_params["run_id"])
+        """The run a path names: its id, or its folder's name under ``$AGL_HOME/runs`` (`find_run`)."""
+        name = request.path_params["run_id"]
+        try:
+            run = self.store.get_run(run_id_of(name, self.store))
+        except FileNotFoundError:
+            run = None
         if run is None:
-            raise HTTPException(404, f"no run {request.path_params['run_id']!r}")
+            raise HTTPException(404, f"no run {name!r}")
         return run
 
     def run(self, request: Request) -> dict[str, Any]:

@@ -23,6 +23,8 @@ class Algorithm:
     """Base class of trainers. Subclasses set `name` and implement `run`."""
 
     name: str = "algorithm"
+    #: The name of the agent trained; `fit` sets it (trainers name their default run folder after it).
+    agent_name: str = "agent"
 
     def run(self, store: LightningStore, train_tasks: Sequence[Task], eval_tasks: Sequence[Task]) -> dict[str, Any]:
         """Train; return a summary (e.g. before/after held-out reward)."""
@@ -95,7 +97,8 @@ def fit(
 ) -> dict[str, Any]:
     """Run `algorithm` with `n_workers` runner threads executing `agent` on the same store."""
     started = time.monotonic()
-    with Runner(agent, store, n_workers=n_workers):
+    with Runner(agent, store, n_workers=n_workers) as runner:
+        algorithm.agent_name = runner.agent.name
         summary = algorithm.run(store, list(train_tasks), list(eval_tasks))
     log.info("%s finished in %.1f s", algorithm.name, time.monotonic() - started)
     return summary

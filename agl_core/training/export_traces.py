@@ -7,16 +7,7 @@ from pathlib import Path
 
 from agl_core.store.base import LightningStore
 from agl_core.training.adapters import rollout_triplets
-
-
-def resolve_run_id(run: str, store: LightningStore) -> str:
-    """A run id, or a run directory whose ``run.json`` names one."""
-    meta = Path(run) / "run.json"
-    if meta.is_file():
-        return str(json.loads(meta.read_text())["run_id"])
-    if store.get_run(run) is None:
-        raise ValueError(f"no run {run!r} in {store.url} (and no run.json in such a directory)")
-    return run
+from agl_core.training.runs import run_id_of
 
 
 def no_checkpoint_choice(fmt: str, checkpoint: str) -> None:
@@ -27,7 +18,7 @@ def no_checkpoint_choice(fmt: str, checkpoint: str) -> None:
 
 def export_traces_jsonl(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
     no_checkpoint_choice("traces-jsonl", checkpoint)
-    run_id = resolve_run_id(run, store)
+    run_id = run_id_of(run, store)
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     target = path / "traces.jsonl"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from agl_apo.candidates import read_history, stored_candidates, write_report
 from agl_core.store.base import LightningStore
-from agl_core.training.export_traces import no_checkpoint_choice, resolve_run_id
+from agl_core.training.export_traces import no_checkpoint_choice
+from agl_core.training.runs import run_id_of
 
 
 def export_prompt(run: str, out: str, store: LightningStore, checkpoint: str = "latest") -> str:
@@ -19,7 +20,7 @@ def export_prompt(run: str, out: str, store: LightningStore, checkpoint: str = "
         run_id = str(json.loads((run_dir / "run.json").read_text())["run_id"])
         candidates = stored_candidates(store, run_id) or read_history(run_dir)
     else:
-        run_id = resolve_run_id(run, store)
+        run_id = run_id_of(run, store)
         candidates = stored_candidates(store, run_id)
     if not candidates:
         raise ValueError(f"run {run_id} has no scored prompt candidates (is it an APO run, and is --store its store?)")

@@ -1,6 +1,7 @@
 """What a run reports as it goes, as callbacks the RL and SFT loops share (in the spirit of TRL's
-``TrainerCallback``): per-step metrics to the store, ``metrics.jsonl`` and the console, the
-``training.log`` file, a progress bar, and checkpoint pruning (``save_total_limit``).
+``TrainerCallback``): per-step metrics to the store, ``metrics.jsonl`` and the log (one line per
+step with reward, loss and time left), the run folder's ``training.log``, a progress bar on a
+terminal, and checkpoint pruning (``save_total_limit``).
 
 A loop calls `Callbacks` at fixed points: ``on_train_begin`` before the first step,
 ``on_log(metrics)`` once per finished step (its checkpoint, if any, already written),
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -101,11 +103,36 @@ class MetricsFile(TrainerCallback):
             f.write(json.dumps(metrics) + "\n")
 
 
-class ConsoleLog(TrainerCallback):
-    """Each step's metrics as one INFO line of the ``agentlightning`` log."""
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+#: The metrics a step's line and the progress bar lead with, under their short names.
+HEADLINE = {"reward_mean": "reward", "loss": "loss"}
+
+
+class StepLog(TrainerCallback):
+    """Each step as one INFO line of the ``agentlightning`` log: reward, loss and the time left first
+    (from this session's pace), then every other metric. Without a terminal, this is the progress."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._first_step = 0
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        self._started, self._first_step = time.monotonic(), state.step
 
     def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
-        log.info("%s %d/%d %s", state.unit, state.step, state.total_steps, format_metrics(metrics))
+        head = {short: metrics[key] for key, short in HEADLINE.items() if metrics.get(key) is not None}
+        done, left = state.step - self._first_step, state.total_steps - state.step
+        if done > 0 and left > 0:
+            head["eta"] = format_duration((time.monotonic() - self._started) / done * left)
+        rest = format_metrics({k: v for k, v in metrics.items() if k not in HEADLINE})
+        line = f"{state.unit} {state.step}/{state.total_steps} {format_metrics(head)}"
+        log.info("%s", f"{line} | {rest}" if rest else line)
 
 
 class TrainingLogFile(TrainerCallback):
@@ -133,21 +160,32 @@ class TrainingLogFile(TrainerCallback):
 
 
 class ProgressBar(TrainerCallback):
-    """A rich progress bar over the steps (none when rich is not installed)."""
+    """On a terminal, a rich bar over the steps with the last reward and loss and the time left; off
+    a terminal nothing (`StepLog`'s lines are the progress there)."""
 
     def __init__(self) -> None:
         self._progress: Any = None
         self._task: Any = None
 
     def on_train_begin(self, state: TrainerState) -> None:
-        try:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        except ImportError:
+        from agl_core.cli.logs import console
+
+        if not console.is_terminal:
             return
-        columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        self._progress = Progress(*columns, transient=False)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (
+            TextColumn(f"training ({state.unit}s)"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[head]}"), TextColumn("eta"), TimeRemainingColumn(),
+        )  # fmt: skip
+        self._progress = Progress(*columns, console=console, transient=False)
         self._progress.start()
-        self._task = self._progress.add_task("steps", total=state.total_steps, completed=state.step)
+        self._task = self._progress.add_task("steps", total=state.total_steps, completed=state.step, head="")
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        if self._progress is not None:
+            head = {short: metrics[key] for key, short in HEADLINE.items() if metrics.get(key) is not None}
+            self._progress.update(self._task, head=format_metrics(head))
 
     def on_step_end(self, state: TrainerState) -> None:
         if self._progress is not None:
@@ -173,8 +211,8 @@ class SaveTotalLimit(TrainerCallback):
 
 
 def default_callbacks(store: LightningStore, save_total_limit: int | None) -> Callbacks:
-    """What every run reports: store, ``metrics.jsonl``, console, ``training.log``, progress, pruning."""
-    callbacks: list[TrainerCallback] = [StoreMetrics(store), MetricsFile(), ConsoleLog(), TrainingLogFile(), ProgressBar()]
+    """What every run reports: store, ``metrics.jsonl``, the step lines, ``training.log``, progress, pruning."""
+    callbacks: list[TrainerCallback] = [StoreMetrics(store), MetricsFile(), StepLog(), TrainingLogFile(), ProgressBar()]
     if save_total_limit:
         callbacks.append(SaveTotalLimit(save_total_limit))
     return Callbacks(callbacks)

@@ -55,8 +55,10 @@ class RLConfig:
     """Save model, optimizer, scheduler and RNG state every N steps (0: only at the end)."""
     save_total_limit: int | None = None
     """Keep only the newest N checkpoints, plus the one with the best held-out reward (TRL's name); None keeps all."""
-    output_dir: str = "runs/rl"
-    """Run folder: checkpoints, ``metrics.jsonl``, ``training.log``, before/after accuracies."""
+    output_dir: str | None = None
+    """Run folder: checkpoints, ``metrics.jsonl``, ``training.log``, ``heldout.json``, ``run.json``.
+    Defaults to ``$AGL_HOME/runs/<agent>-<algorithm>/`` (e.g. ``~/.agent-lightning/runs/math-agent-grpo``),
+    the same folder whether the run starts from Python or from ``agent-lightning train``."""
     seed: int = 0
     rollout_timeout_s: float = 120.0
     """A rollout not finished by then is dropped from its group; training goes on without it."""

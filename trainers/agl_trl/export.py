@@ -1,7 +1,7 @@
 """``agent-lightning export --format hf|lora``: a run's checkpoint as a model or an adapter.
 
-`run` is a run folder (the trainer's ``output_dir``) or a run id the store knows. ``checkpoint``
-picks which: ``latest``, ``best`` (the highest held-out reward among the checkpointed steps, from
+`run` is a run folder's path, its name under ``$AGL_HOME/runs`` or a run id
+(`agl_core.training.runs`). ``checkpoint`` picks which: ``latest``, ``best`` (the highest held-out reward among the checkpointed steps, from
 the run's ``metrics.jsonl``) or a step number. ``hf`` writes a standalone Hugging Face model folder
 (a LoRA run's adapter merged into its base); ``lora`` writes the adapter alone and refuses runs that
 trained all weights.
@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from agl_core.store.base import LightningStore
+from agl_core.training.runs import run_folder
 
 from .checkpoints import (
     STATE_FILE,
@@ -22,16 +23,6 @@ from .checkpoints import (
     list_checkpoints,
 )
 from .lora import is_adapter
-
-
-def run_folder(run: str, store: LightningStore) -> Path:
-    folder = Path(run)
-    if folder.is_dir():
-        return folder
-    found = store.get_run(run)
-    if found is None or not found.output_dir:
-        raise FileNotFoundError(f"no run folder {run!r} and no run with that id in {store.url}")
-    return Path(found.output_dir)
 
 
 def run_checkpoint(run: str, store: LightningStore, checkpoint: str = "latest") -> Path:

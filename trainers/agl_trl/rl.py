@@ -35,12 +35,12 @@ from agl_core.training.algorithm import Algorithm
 from agl_core.types import ModelCheckpoint, Task, new_id
 
 from .callbacks import TrainerState, default_callbacks
-from .checkpoints import restore_rng, save_checkpoint
+from .checkpoints import latest_checkpoint, restore_rng, save_checkpoint
 from .config import RLConfig
 from .evaluation import evaluate_heldout
 from .loading import load_checkpoint_model, load_policy, policy_to_train
 from .objectives import objective_for
-from .run_record import RunRecord
+from .run_record import RunRecord, with_run_folder
 from .sampling import endpoint_with, serving
 from .seeds import derive_seed, seed_everything
 from .update import Batch, PolicyUpdate, build_batch
@@ -60,9 +60,12 @@ class RLAlgorithm(Algorithm):
     # --- evaluation of a checkpoint (``agent-lightning eval``) --------------------------------
     @contextlib.contextmanager
     def eval_resources(self, checkpoint: str | None = None) -> Iterator[dict[str, Any]]:
-        """Serve `checkpoint` (default: the configured model) at the training temperature."""
+        """Serve `checkpoint` (default: the configured model) at the training temperature; a run
+        folder means its latest checkpoint."""
         cfg = self.config
         if checkpoint is not None:
+            latest = latest_checkpoint(checkpoint) if (Path(checkpoint) / "checkpoints").is_dir() else None
+            checkpoint = str(latest or checkpoint)
             model, tokenizer = load_checkpoint_model(checkpoint)
         else:
             model, tokenizer = load_policy(cfg.model)
@@ -78,11 +81,10 @@ class RLAlgorithm(Algorithm):
 
     # --- training ------------------------------------------------------------------------------
     def run(self, store: LightningStore, train_tasks: Sequence[Task], eval_tasks: Sequence[Task]) -> dict[str, Any]:
-        cfg = self.config
         if not train_tasks:
             raise ValueError("RL needs training tasks")
-        out = Path(cfg.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.config = with_run_folder(self.config, self.agent_name)
+        out = Path(str(cfg.output_dir))
         seed_everything(cfg.seed)
         model, tokenizer, state, latest = policy_to_train(cfg, out, self.resume)
         params = [p for p in model.parameters() if p.requires_grad]

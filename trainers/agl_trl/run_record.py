@@ -8,8 +8,10 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from agl_core.cli.logs import log_file, setup_logging
+from agl_core.paths import default_run_dir
 from agl_core.store.base import LightningStore
 from agl_core.types import Run
 
@@ -40,6 +42,8 @@ class RunRecord:
         self.store.upsert_run(self._run())
         run = {"run_id": self.run_id, "algorithm": self.cfg.algorithm, "store": self.store.url}
         (self.output_dir / "run.json").write_text(json.dumps(run))
+        where = f"folder {self.output_dir}; log {log_file()}; store {self.store.url}"
+        log.info("run %s (%s): %s", self.run_id, self.cfg.algorithm, where)
 
     def needs(self, when: str) -> bool:
         """Whether the held-out accuracy `when` (``before``/``after``) is still to be measured."""
@@ -64,6 +68,7 @@ class RunRecord:
             "checkpoint": str(checkpoint) if checkpoint else None,
             "metrics": str(out / "metrics.jsonl"),
             "log": str(out / "training.log"),
+            "home_log": str(log_file()),
             "store": self.store.url,
             "heldout": self.heldout,
         }
@@ -72,4 +77,23 @@ class RunRecord:
                 value = self.heldout.get(when, {}).get(f"heldout_accuracy_{mode}")
                 if value is not None:
                     summary[f"{mode}_{when}"] = value
+        log.info(
+            "run %s finished: folder %s (checkpoint %s, metrics.jsonl, heldout.json, training.log); log %s; store %s",
+            self.run_id, out, summary["checkpoint"], summary["home_log"], summary["store"],
+        )  # fmt: skip
         return summary
+
+
+C = TypeVar("C")
+
+
+def with_run_folder(cfg: C, agent: str) -> C:
+    """Ready a run of `cfg` (an `RLConfig` or `SFTConfig`) training `agent`: its ``output_dir``
+    resolved (default ``$AGL_HOME/runs/<agent>-<algorithm>``) and created, and the log set up
+    (console and ``$AGL_HOME/logs/training.log``), from Python as from the CLI."""
+    setup_logging()
+    current: Any = cfg  # a dataclass with output_dir and algorithm
+    out = Path(current.output_dir or default_run_dir(agent, current.algorithm)).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    resolved: C = dataclasses.replace(current, output_dir=str(out))
+    return resolved

@@ -36,7 +36,7 @@ from .callbacks import TrainerState, default_callbacks
 from .checkpoints import restore_rng, save_checkpoint
 from .evaluation import evaluate_heldout
 from .loading import policy_to_train
-from .run_record import RunRecord
+from .run_record import RunRecord, with_run_folder
 from .sampling import endpoint_with, serving
 from .seeds import derive_seed
 
@@ -73,7 +73,9 @@ class SFTConfig:
     """Sampling temperature of collected traces and of the sampled held-out accuracy."""
     top_p: float = 1.0
     max_new_tokens: int = 64
-    output_dir: str = "runs/sft"
+    output_dir: str | None = None
+    """Run folder (checkpoints, ``metrics.jsonl``, ``training.log``, ``heldout.json``, ``run.json``).
+    Defaults to ``$AGL_HOME/runs/<agent>-sft/``, from Python as from ``agent-lightning train``."""
     save_total_limit: int | None = None
     """Keep only the newest N round checkpoints, plus the one with the best held-out reward; None keeps all."""
     seed: int = 0
@@ -165,9 +167,8 @@ class SFTAlgorithm(Algorithm):
         self.resume = resume
 
     def run(self, store: LightningStore, train_tasks: Sequence[Task], eval_tasks: Sequence[Task]) -> dict[str, Any]:
-        cfg = self.config
-        out = Path(cfg.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.config = with_run_folder(self.config, self.agent_name)
+        out = Path(str(cfg.output_dir))
         torch.manual_seed(cfg.seed)
         fixed_data = cfg.dataset is not None or cfg.traces_run is not None
         rounds = 1 if fixed_data else cfg.episodes
