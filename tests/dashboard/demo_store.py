@@ -85,7 +85,11 @@ def build_demo_store(store: LightningStore) -> dict[str, list[str]]:
             "reward_mean": 0.2 + 0.05 * step, "loss": 1.5 / (step + 1), "kl": 0.01 * step, "tokens_per_s": 900.0 + step,
         })
         if step in HELDOUT_STEPS:
-            store.add_metrics(RUN_ID, step, {"heldout_reward": 0.1 + 0.06 * step})
+            store.add_metrics(RUN_ID, step, {
+                "heldout_reward": 0.1 + 0.06 * step,  # over every eval task; then per eval task set
+                "heldout_reward_sampled/math": 0.1 + 0.08 * step, "heldout_reward_sampled/coding": 0.1 + 0.04 * step,
+                "heldout_n/math": 8, "heldout_n/coding": 8,
+            })
 
     by_agent: dict[str, list[str]] = {a: [] for a in AGENTS}
     t0 = time.time() - 600

@@ -52,7 +52,8 @@ def test_runs_are_paged(client):
 def test_metrics_series_merge_train_and_heldout_records_of_a_step(client):
     body = client.get(f"/api/runs/{RUN_ID}/metrics").json()
     series = body["series"]
-    assert set(series) == {"reward_mean", "heldout_reward", "loss", "kl", "tokens_per_s"}
+    per_set = {"heldout_reward_sampled/math", "heldout_reward_sampled/coding", "heldout_n/math", "heldout_n/coding"}
+    assert set(series) == {"reward_mean", "heldout_reward", "loss", "kl", "tokens_per_s", *per_set}
     assert [p[0] for p in series["loss"]] == list(range(TRAIN_STEPS))
     assert [p[0] for p in series["heldout_reward"]] == list(HELDOUT_STEPS)
     assert body["last_step"] == TRAIN_STEPS - 1 and body["status"] == "finished"

@@ -103,6 +103,12 @@ def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
     assert page.locator('.series[data-name="loss"] circle.pt').count() == TRAIN_STEPS
     assert page.locator('.series[data-name="reward_mean"] circle.pt').count() == TRAIN_STEPS
     assert page.locator('.series[data-name="heldout_reward"] circle.pt').count() == len(HELDOUT_STEPS)
+    # per-set held-out metrics: one chart per metric, one line per task set; set sizes are not charted
+    per_set = page.locator('svg[aria-label="heldout_reward_sampled"] .series')
+    assert [per_set.nth(i).get_attribute("data-name") for i in range(per_set.count())] == [
+        "heldout_reward_sampled/coding", "heldout_reward_sampled/math"
+    ]
+    assert not [t for t in titles if t.startswith("heldout_n")]
     page.locator('svg[aria-label="loss"]').hover()
     assert "step" in page.locator(".chart-tip:visible").inner_text()
     _assert_rendered_cleanly(page)
