@@ -172,6 +172,14 @@ def task_set_of(task: Task) -> str:
     return str(task.metadata.get(TASK_SET) or INLINE_SET)
 
 
+def named_sets(spec: TaskSpec) -> list[str]:
+    """The task-set names in `spec` (not files or inline tasks): what to train on when only the
+    eval sets are given, since a set's train split never overlaps its eval split."""
+    items = spec if isinstance(spec, (list, tuple)) else [spec]
+    known = task_sets()
+    return [item for item in items if isinstance(item, str) and item in known]
+
+
 def resolve_tasks(spec: TaskSpec, split: Split = "train", *, n: int = 256, base_dir: Path | str = ".") -> list[Task]:
     """The tasks `spec` names: one item or a list of items (see `TaskItem`), mixed freely.
 

@@ -17,7 +17,7 @@ from agl_core.cli.launch import build_tasks
 from agl_core.cli.main import main
 from agl_core.plugins.manager import get_plugin_manager
 from agl_core.store import LightningStore
-from agl_core.training.tasksets import TASK_SET, resolve_tasks, task_from_dict
+from agl_core.training.tasksets import TASK_SET, named_sets, resolve_tasks, task_from_dict
 from agl_core.types import Task
 from tests.core import algorithm_plugin
 
@@ -61,11 +61,14 @@ def test_the_same_task_id_in_two_sets_stays_apart(tmp_path: Path) -> None:
     assert ids == ["0", "1", "b.jsonl/0"]
 
 
-def test_the_cards_environment_section_names_three_sets() -> None:
+def test_the_cards_environment_section_names_three_sets_and_trains_on_their_train_splits() -> None:
     card = yaml.safe_load('environment:\n  eval_tasks:\n    - "math"\n    - "coding"\n    - "reasoning"\n')
     config = parse_config(card)
-    sets = {t.metadata[TASK_SET] for t in build_tasks(config, "eval")}
-    assert sets == {"math", "coding", "reasoning"}
+    held_out, train = build_tasks(config, "eval"), build_tasks(config, "train")
+    assert {t.metadata[TASK_SET] for t in held_out} == {t.metadata[TASK_SET] for t in train} == {"math", "coding", "reasoning"}
+    assert not {t.task_id for t in train} & {t.task_id for t in held_out}
+    # only names stand in for training tasks: a file or an inline task is never trained on
+    assert named_sets(["sql-generation", "mine.jsonl", {"q": 1}]) == ["sql-generation"] and named_sets(None) == []
 
 
 def eval_config(folder: Path, eval_tasks: Any) -> Path:

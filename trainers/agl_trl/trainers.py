@@ -18,7 +18,7 @@ from agl_core.cli.config import Config, ConfigError
 from agl_core.paths import agl_home
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm, fit
-from agl_core.training.tasksets import TaskSpec, resolve_tasks, task_sets
+from agl_core.training.tasksets import TaskSpec, named_sets, resolve_tasks
 
 from .config import RLConfig
 from .sft import SFTConfig
@@ -45,14 +45,6 @@ def config_from(cls: type, config: Config) -> Any:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"training: {exc}") from None
-
-
-def default_train_tasks(eval_tasks: TaskSpec) -> TaskSpec:
-    """Without ``train_tasks``: the task sets `eval_tasks` names (their train splits; files and
-    inline tasks are never trained on), else ``math``."""
-    items = eval_tasks if isinstance(eval_tasks, (list, tuple)) else [eval_tasks]
-    known = task_sets()
-    return [item for item in items if isinstance(item, str) and item in known] or "math"
 
 
 class _Trainer:
@@ -91,7 +83,7 @@ class _Trainer:
         known sets (before anything is loaded).
         """
         if train_tasks is None:
-            train_tasks = default_train_tasks(eval_tasks)
+            train_tasks = named_sets(eval_tasks) or "math"
             if eval_tasks is None:
                 eval_tasks = "math"
         train, held_out = resolve_tasks(train_tasks, "train"), resolve_tasks(eval_tasks, "eval")
