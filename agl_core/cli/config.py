@@ -66,6 +66,10 @@ class EnvironmentConfig(_Section):
     #: registers) or a JSONL path, or a list of them; each eval set is also reported on its own.
     train_tasks: str | list[str] | None = None
     eval_tasks: str | list[str] | None = None
+    #: How many tasks each named set gives at most (JSONL files give all their lines); a small
+    #: ``eval_size`` makes a quick smoke run.
+    train_size: int = Field(default=256, ge=1)
+    eval_size: int = Field(default=256, ge=1)
 
 
 class Config(_Section):

@@ -12,7 +12,7 @@ from agl_core.plugins.manager import merged
 from agl_core.runtime.agent import Agent
 from agl_core.runtime.runner import RolloutAgent, as_agent
 from agl_core.training.algorithm import Algorithm
-from agl_core.training.tasksets import named_sets, resolve_tasks
+from agl_core.training.tasksets import TaskSpec, named_sets, resolve_tasks
 from agl_core.types import Task
 
 
@@ -54,9 +54,13 @@ def build_tasks(config: Config, split: str) -> list[Task]:
     """The tasks of ``environment.train_tasks``/``eval_tasks``: one name or path, or a list of them.
     Without ``train_tasks``, training uses the train splits of the sets ``eval_tasks`` names."""
     env = config.environment
-    spec = (env.train_tasks if env.train_tasks is not None else named_sets(env.eval_tasks)) if split == "train" else env.eval_tasks
+    spec: TaskSpec
+    if split == "train":
+        spec, n = (env.train_tasks if env.train_tasks is not None else named_sets(env.eval_tasks)), env.train_size
+    else:
+        spec, n = env.eval_tasks, env.eval_size
     try:
-        return resolve_tasks(spec, split, base_dir=config.base_dir)
+        return resolve_tasks(spec, split, n=n, base_dir=config.base_dir)
     except ValueError as exc:
         raise ConfigError(f"environment.{split}_tasks: {exc}") from None
 

@@ -67,6 +67,8 @@ def test_the_cards_environment_section_names_three_sets_and_trains_on_their_trai
     held_out, train = build_tasks(config, "eval"), build_tasks(config, "train")
     assert {t.metadata[TASK_SET] for t in held_out} == {t.metadata[TASK_SET] for t in train} == {"math", "coding", "reasoning"}
     assert not {t.task_id for t in train} & {t.task_id for t in held_out}
+    small = parse_config({"environment": {**card["environment"], "eval_size": 2}})  # a smoke run's cap, per set
+    assert [t.metadata[TASK_SET] for t in build_tasks(small, "eval")] == ["math", "math", "coding", "coding", "reasoning", "reasoning"]
     # only names stand in for training tasks: a file or an inline task is never trained on
     assert named_sets(["sql-generation", "mine.jsonl", {"q": 1}]) == ["sql-generation"] and named_sets(None) == []
 
