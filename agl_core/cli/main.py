@@ -64,10 +64,10 @@ def _model_line(config: Any) -> str:
 
 
 def _output_dir(config: Any) -> str:
-    from agl_core.paths import agl_home
+    from agl_core.paths import default_run_dir
 
     out = config.training.output_dir
-    return str(config.resolve_path(out) if out else agl_home() / "runs" / f"{config.agent.name}-{config.training.algorithm}")
+    return str(config.resolve_path(out) if out else default_run_dir(config.agent.name, config.training.algorithm))
 
 
 @main.command()

@@ -11,8 +11,6 @@ against the gold SQL.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 import agentlightning as agl
 from examples.sql_agent.agent import sql_agent
@@ -37,10 +35,10 @@ def main() -> None:
         solved = sum((r.final_reward or 0.0) >= 1.0 for r in rollouts)  # failed rollouts count as wrong
         print(f"held-out execution accuracy: {solved / len(heldout):.3f} (n={len(heldout)})")
         return
+    # No output_dir: the run folder is $AGL_HOME/runs/sql-agent-grpo, as for every run.
     config = agl.RLConfig(
-        model=args.model, episodes=args.steps, batch_size=4, group_size=4, max_new_tokens=96, eval_every=0,
-        checkpoint_every=0, output_dir=str(Path(tempfile.mkdtemp(prefix="agl-sql-run-"))),
-    )  # fmt: skip
+        model=args.model, episodes=args.steps, batch_size=4, group_size=4, max_new_tokens=96, eval_every=0, checkpoint_every=0
+    )
     summary = agl.GRPOTrainer(config=config, store=store, n_workers=8).train(agent, train_tasks=train, eval_tasks=heldout)
     for mode in ("sampled", "greedy"):
         print(f"held-out execution accuracy ({mode}): {summary[f'{mode}_before']:.3f} -> {summary[f'{mode}_after']:.3f}")

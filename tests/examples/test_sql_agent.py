@@ -77,4 +77,5 @@ def test_example_evaluates_any_endpoint_on_the_heldout_split(tmp_path: Path) -> 
 def test_example_trains_end_to_end_on_the_tiny_model(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     out = _run_example("--steps", "1", "--heldout", "4", home=tmp_path)
-    assert "held-out execution accuracy (greedy):" in out and "run folder:" in out
+    assert "held-out execution accuracy (greedy):" in out
+    assert f"run folder: {tmp_path / 'runs' / 'sql-agent-grpo'}" in out  # under AGL_HOME, no temporary folder

@@ -1,9 +1,11 @@
 """One home for runs and logs: a Python API run lands in ``$AGL_HOME/runs/<agent>-<algorithm>/``
 and logs to ``$AGL_HOME/logs/training.log`` as the CLI does, prints one line per step off a terminal,
-and ``export --run``, ``eval --checkpoint`` and the dashboard find it by folder name, id or path."""
+and ``export --run``, ``eval --checkpoint`` and the dashboard find it by folder name, id or path;
+a fresh run in the same folder moves the earlier run's files aside."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -68,6 +70,14 @@ def test_a_python_run_lives_under_agl_home_and_every_command_finds_it(policy, tm
     for run in ("calc-grpo", summary["run_id"]):
         assert client.get(f"/api/runs/{run}").json()["run_id"] == summary["run_id"]
     assert client.get("/api/runs/nope").status_code == 404
+
+    store = LightningStore(store_url)  # a fresh run in that folder sets the earlier one aside, deleting nothing
+    again = agl.GRPOTrainer(config=dataclasses.replace(config, episodes=1), store=store).train(calc_agent(), [CALC, HI], [])
+    aside = home / "runs" / f"calc-grpo@{summary['run_id']}"
+    assert again["output_dir"] == str(folder) and (aside / "checkpoints" / "step-2").is_dir()
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["step-1"]
+    assert len((aside / "metrics.jsonl").read_text().splitlines()) == 2 and len((folder / "metrics.jsonl").read_text().splitlines()) == 1
+    assert store.get_run(summary["run_id"]).output_dir == str(aside)
 
 
 def test_find_run_takes_a_path_a_folder_name_or_an_id(tmp_path, monkeypatch):

@@ -83,7 +83,7 @@ class RLAlgorithm(Algorithm):
     def run(self, store: LightningStore, train_tasks: Sequence[Task], eval_tasks: Sequence[Task]) -> dict[str, Any]:
         if not train_tasks:
             raise ValueError("RL needs training tasks")
-        cfg = self.config = with_run_folder(self.config, self.agent_name)
+        cfg = self.config = with_run_folder(self.config, self.agent_name, store, resume=self.resume)
         out = Path(str(cfg.output_dir))
         seed_everything(cfg.seed)
         model, tokenizer, state, latest = policy_to_train(cfg, out, self.resume)
@@ -107,6 +107,7 @@ class RLAlgorithm(Algorithm):
             ctx = _StepContext(store, server, update, run_id)
 
             def held_out(label: str) -> dict[str, float]:
+                log.info("held-out %s: evaluating %d tasks", label, len(eval_tasks))  # a while: say so
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
             if eval_tasks and record.needs("before"):

@@ -86,14 +86,36 @@ class RunRecord:
 
 C = TypeVar("C")
 
+#: What a run writes into its folder; a fresh run sets an earlier run's aside (`with_run_folder`).
+RUN_FILES = ("run.json", "metrics.jsonl", "heldout.json", "training.log", "checkpoints", "trl")
 
-def with_run_folder(cfg: C, agent: str) -> C:
+
+def with_run_folder(cfg: C, agent: str, store: LightningStore, *, resume: bool) -> C:
     """Ready a run of `cfg` (an `RLConfig` or `SFTConfig`) training `agent`: its ``output_dir``
     resolved (default ``$AGL_HOME/runs/<agent>-<algorithm>``) and created, and the log set up
-    (console and ``$AGL_HOME/logs/training.log``), from Python as from the CLI."""
+    (console and ``$AGL_HOME/logs/training.log``), from Python as from the CLI.
+
+    The default folder is stable so that a resume finds it; a fresh run there moves an earlier
+    run's files to ``<folder>@<its run id>`` (its stored run follows), so that checkpoints and
+    metrics of two runs never mix and nothing is deleted."""
     setup_logging()
     current: Any = cfg  # a dataclass with output_dir and algorithm
     out = Path(current.output_dir or default_run_dir(agent, current.algorithm)).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    if not resume and (out / "run.json").is_file():
+        _set_aside(out, store)
     resolved: C = dataclasses.replace(current, output_dir=str(out))
     return resolved
+
+
+def _set_aside(out: Path, store: LightningStore) -> None:
+    earlier = str(json.loads((out / "run.json").read_text()).get("run_id") or "earlier")
+    target = out.with_name(f"{out.name}@{earlier}")
+    target.mkdir(exist_ok=True)
+    for name in RUN_FILES:
+        if (out / name).exists():
+            (out / name).rename(target / name)
+    found = store.get_run(earlier)
+    if found is not None:
+        store.upsert_run(found.model_copy(update={"output_dir": str(target)}))
+    log.warning("%s held run %s: moved it to %s (resume=True or --resume continues a run instead)", out, earlier, target)

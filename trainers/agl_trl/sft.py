@@ -167,7 +167,7 @@ class SFTAlgorithm(Algorithm):
         self.resume = resume
 
     def run(self, store: LightningStore, train_tasks: Sequence[Task], eval_tasks: Sequence[Task]) -> dict[str, Any]:
-        cfg = self.config = with_run_folder(self.config, self.agent_name)
+        cfg = self.config = with_run_folder(self.config, self.agent_name, store, resume=self.resume)
         out = Path(str(cfg.output_dir))
         torch.manual_seed(cfg.seed)
         fixed_data = cfg.dataset is not None or cfg.traces_run is not None
@@ -187,6 +187,7 @@ class SFTAlgorithm(Algorithm):
         with callbacks.training(progress), serving(model, tokenizer, store, version=start) as server:
 
             def held_out(label: str) -> dict[str, float]:
+                log.info("held-out %s: evaluating %d tasks", label, len(eval_tasks))  # a while: say so
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
             if eval_tasks and record.needs("before"):

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any
 
 from agl_core.cli.config import Config, ConfigError
-from agl_core.paths import agl_home
+from agl_core.paths import default_run_dir
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm, fit
 from agl_core.training.tasksets import TaskSpec, named_sets, resolve_tasks
@@ -39,7 +39,7 @@ def config_from(cls: type, config: Config) -> Any:
         values["optimize"] = list(config.agent.optimize)
     output_dir = values.get("output_dir")
     values["output_dir"] = str(
-        config.resolve_path(output_dir) if output_dir else agl_home() / "runs" / f"{config.agent.name}-{config.training.algorithm}"
+        config.resolve_path(output_dir) if output_dir else default_run_dir(config.agent.name, config.training.algorithm)
     )
     try:
         return cls(**values)
