@@ -6,21 +6,25 @@ a fresh run in the same folder moves the earlier run's files aside."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from rich.console import Console
 from starlette.testclient import TestClient
 
 import agentlightning as agl
+from agl_core.cli import logs
 from agl_core.cli.main import main
 from agl_core.dashboard import create_dashboard_app
 from agl_core.paths import default_run_dir
 from agl_core.store import LightningStore
 from agl_core.training.runs import find_run
 from agl_core.types import Run
+from agl_trl.callbacks import TrainerState, default_callbacks
 from tests.trainers.rl_fixtures import CALC, HI, calc_agent
 
 
@@ -94,3 +98,16 @@ def test_find_run_takes_a_path_a_folder_name_or_an_id(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"not a run folder under .*runs \(there: my-agent-v2-grpo\)"):
         find_run("missing", store)
     assert find_run(str(tmp_path), store).run_id is None  # a folder without run.json: no id
+
+
+def test_on_a_terminal_a_bar_shows_the_steps_with_reward_and_loss(tmp_path, monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(logs, "console", Console(file=screen, force_terminal=True, width=120))
+    state = TrainerState("run-1", tmp_path, total_steps=2)
+    callbacks = default_callbacks(LightningStore("memory://"), save_total_limit=None)
+    with callbacks.training(state):
+        for step in (1, 2):
+            state.step = step
+            callbacks.on_log(state, {"step": step, "reward_mean": step / 4, "loss": 0.5})
+            callbacks.on_step_end(state)
+    assert re.search(r"2/2 reward=0\.5 loss=0\.5 eta", re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.getvalue()))
