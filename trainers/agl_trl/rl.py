@@ -107,7 +107,7 @@ class RLAlgorithm(Algorithm):
             ctx = _StepContext(store, server, update, run_id)
 
             def held_out(label: str) -> dict[str, float]:
-                log.info("held-out %s: evaluating %d tasks", label, len(eval_tasks))  # a while: say so
+                log.info("held-out %s: evaluating (n=%d)", label, len(eval_tasks))  # a while: say so
                 return evaluate_heldout(cfg, store, server, eval_tasks, run_id, label)
 
             if eval_tasks and record.needs("before"):
