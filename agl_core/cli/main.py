@@ -146,6 +146,8 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
     for row in rows if len(rows) > 2 else rows[:1]:  # one set: its row says it all
         table.add_row(row["task_set"], str(row["n"]), f"{row['mean_reward']:.3f}", f"{row['success_rate']:.3f}")
     Console().print(table)
+    scored = f"checkpoint {checkpoint}" if checkpoint else f"{_model_line(config)}, as configured (--checkpoint scores a run)"
+    click.echo(f"scored: {scored}")
 
 
 @main.command()

@@ -66,6 +66,7 @@ def test_train_eval_export_through_the_cli(policy, home):
     evaluated = run("eval", "--config", str(config), "--store", store, "--checkpoint", str(out / "checkpoints" / "step-2"))
     assert evaluated.exit_code == 0, evaluated.output
     assert re.search(r"tasks\.jsonl\s*│\s*2\s*│", evaluated.output)
+    assert f"scored: checkpoint {out / 'checkpoints' / 'step-2'}" in evaluated.output  # says which model it scored
 
     exported = run("export", "--run", str(out), "--format", "hf", "--out", str(home / "hf"), "--store", store)
     assert exported.exit_code == 0, exported.output
