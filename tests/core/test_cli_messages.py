@@ -87,7 +87,8 @@ def test_help_names_every_option_and_the_token_variables() -> None:
     for variable in ("AGL_STORE_TOKEN", "AGL_DASHBOARD_TOKEN", "AGL_SERVE_API_KEY"):
         assert variable in top
     assert "README.md" in run_cli("train", "--help").stdout  # where the config keys are documented
-    for command in ("train", "eval", "export", "collector", "dashboard"):
+    assert "AGL_SERVE_API_KEY" in run_cli("serve", "--help").stdout
+    for command in ("train", "eval", "export", "collector", "dashboard", "serve"):
         text = run_cli(command, "--help").stdout
         options = re.findall(r"^\s+((?:-\w, )?--[\w-]+)(.*)$", text, re.M)
         assert options, text
