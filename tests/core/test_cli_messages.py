@@ -171,12 +171,13 @@ def test_serve_tiny_serves_the_built_in_model_and_prints_its_folder(servers: lis
     from agl_trl.tiny_model import tiny_model_path
 
     cached = (tiny_model_path() / "config.json").is_file()
-    server = Server("serve", "--model", "tiny", "--port", "0", "--poll-s", "0")
+    server = Server("serve", "--model", "tiny", "--port", "0", "--poll-s", "0", "-v")
     servers.append(server)
     match = server.wait_for(rf"^serving tiny \((/\S+)\) at {URL}/v1 \(no API key; spans to ", timeout=240)
     assert (Path(match.group(1)) / "config.json").is_file()
     models = httpx.get(f"{match.group(2)}/v1/models", timeout=5).json()
     assert [m["id"] for m in models["data"]] == ["tiny"]
+    server.wait_for(r'"GET /v1/models HTTP/1.1" 200')  # -v logs requests
     assert not [line for line in server.seen if "Loading weights" in line]
     assert any("building the tiny model" in line for line in server.seen) == (not cached)  # said only when built
 
