@@ -27,6 +27,9 @@ def test_python_api_snippet_runs_as_written(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^[\d.]+ -> [\d.]+$", result.stdout.strip().splitlines()[-1])
+    home = tmp_path / "home"  # the run's log and folder are under AGL_HOME, as a CLI run's, not in the cwd
+    assert "step 2/2 reward=" in (home / "logs" / "training.log").read_text() and "step 2/2 reward=" in result.stderr
+    assert (home / "runs" / "calc-agent-grpo" / "checkpoints" / "step-2").is_dir() and not (tmp_path / "runs").exists()
 
 
 def test_config_sample_passes_dry_run(tmp_path: Path) -> None:

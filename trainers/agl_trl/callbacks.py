@@ -114,6 +114,10 @@ def format_duration(seconds: float) -> str:
 HEADLINE = {"reward_mean": "reward", "loss": "loss"}
 
 
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {short: metrics[key] for key, short in HEADLINE.items() if metrics.get(key) is not None}
+
+
 class StepLog(TrainerCallback):
     """Each step as one INFO line of the ``agentlightning`` log: reward, loss and the time left first
     (from this session's pace), then every other metric. Without a terminal, this is the progress."""
@@ -126,7 +130,7 @@ class StepLog(TrainerCallback):
         self._started, self._first_step = time.monotonic(), state.step
 
     def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
-        head = {short: metrics[key] for key, short in HEADLINE.items() if metrics.get(key) is not None}
+        head = headline(metrics)
         done, left = state.step - self._first_step, state.total_steps - state.step
         if done > 0 and left > 0:
             head["eta"] = format_duration((time.monotonic() - self._started) / done * left)
@@ -184,8 +188,7 @@ class ProgressBar(TrainerCallback):
 
     def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
         if self._progress is not None:
-            head = {short: metrics[key] for key, short in HEADLINE.items() if metrics.get(key) is not None}
-            self._progress.update(self._task, head=format_metrics(head))
+            self._progress.update(self._task, head=format_metrics(headline(metrics)))
 
     def on_step_end(self, state: TrainerState) -> None:
         if self._progress is not None:
