@@ -21,13 +21,20 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def quiet_progress() -> None:
+    """No transformers progress bars ("Loading weights", "Writing model shards") from here on: they
+    would print on every load and checkpoint; a build says what it builds itself."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
     """A model (on CUDA in bfloat16 when there is one, else CPU float32) and its tokenizer."""
     import torch
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    transformers.utils.logging.disable_progress_bar()  # no "Loading weights"/"Writing model shards" bars on every run
+    quiet_progress()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
@@ -68,4 +75,5 @@ def policy_to_train(cfg: Any, output_dir: Path, resume: bool) -> tuple[Any, Any,
 
 def load_checkpoint_model(path: str | Path) -> tuple[Any, Any]:
     """A saved checkpoint (full weights, or a LoRA adapter merged into its base) ready to serve."""
+    quiet_progress()
     return load_merged(path) if is_adapter(path) else load_model(str(path))
