@@ -12,6 +12,7 @@ Validation errors name the field path and what was expected, e.g.
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,15 +106,26 @@ def _hub_cached(name: str) -> bool:
 
 
 def check_model_path(path: str, field: str = "model.path") -> None:
-    """Refuse a model that is neither a folder, nor ``tiny``, nor a hub model already cached.
+    """Refuse a model that cannot be loaded: a path that is no folder, or (offline) an uncached hub name.
 
     Checked before anything starts, so a typo is one line instead of a download retried for a minute
-    and a traceback. Without network a hub model must be cached; download it once with
-    ``huggingface-cli download NAME`` where there is network.
+    and a traceback. A hub name (``org/name``) is left to the hub when there may be network; offline
+    (``HF_HUB_OFFLINE=1``) it must be cached: download it once with ``huggingface-cli download NAME``.
     """
-    if path in TINY_MODEL_NAMES or Path(path).expanduser().is_dir() or _hub_cached(path):
+    if path in TINY_MODEL_NAMES or Path(path).expanduser().is_dir():
+        return
+    if not _looks_like_path(path) and (_hub_cached(path) or not _hub_offline()):
         return
     raise ConfigError(f"{field}: no such folder {path!r} (and no network to fetch a hub model)")
+
+
+def _looks_like_path(path: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else (``/x``, ``./x``, ``~/x``, ``a/b/c``) is a path."""
+    return path.startswith((".", "/", "~", "\\")) or path.count("/") > 1 or os.sep in path.replace("/", "")
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def section_names() -> list[str]:

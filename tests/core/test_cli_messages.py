@@ -24,8 +24,8 @@ import yaml
 CLI = str(Path(sys.executable).with_name("agent-lightning"))
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=180, cwd=cwd, env=os.environ.copy())
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=180, cwd=cwd, env={**os.environ, **(env or {})})
 
 
 def write_config(folder: Path, **sections: object) -> Path:
@@ -62,9 +62,14 @@ def test_a_model_path_that_is_not_there_stops_before_anything_starts(tmp_path: P
     assert not (Path(os.environ["AGL_HOME"]) / "runs" / "math-agent-grpo").exists()
 
 
+def test_a_hub_name_is_left_to_the_hub_unless_offline(tmp_path: Path) -> None:
+    config = write_config(tmp_path, model={"path": "nobody/not-a-cached-model"})
+    assert run_cli("train", "--config", str(config), "--dry-run", env={"HF_HUB_OFFLINE": "0"}).returncode == 0
+
+
 def test_a_hub_name_that_is_not_cached_is_refused_offline(tmp_path: Path) -> None:
     config = write_config(tmp_path, model={"path": "nobody/not-a-cached-model"})
-    result = run_cli("train", "--config", str(config), "--dry-run")
+    result = run_cli("train", "--config", str(config), "--dry-run", env={"HF_HUB_OFFLINE": "1"})
     assert_one_line(result, "model.path: no such folder 'nobody/not-a-cached-model' (and no network to fetch a hub model)")
 
 
