@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -206,7 +206,37 @@ def parse_config(data: Any, base_dir: Path | str = ".") -> Config:
     return config
 
 
-def load_config(path: str | Path) -> Config:
+def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
+    """`data` with each ``KEY=VALUE`` of `overrides` set (``--set training.episodes=2``).
+
+    KEY is a dotted path whose missing sections are created; VALUE is parsed as YAML
+    (``2`` is a number, ``[math, coding]`` a list, ``null`` None). Later overrides win.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        return data  # `parse_config` says what is wrong with it
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. training.episodes=2")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {exc}") from None
+        section = data
+        for i, part in enumerate(parts[:-1]):
+            if section.get(part) is None:  # absent, or an empty section (``training:``)
+                section[part] = {}
+            section = section[part]
+            if not isinstance(section, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+        section[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """The config at `path`, with the command line's ``--set KEY=VALUE`` `overrides` applied first."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -214,4 +244,4 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_config(data, path.parent.resolve())
+    return parse_config(apply_overrides(data, overrides), path.parent.resolve())

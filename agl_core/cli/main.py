@@ -20,14 +20,20 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _prepare(config_path: str, store: str | None, verbose: bool) -> tuple[Any, Any]:
+SET_HELP = (
+    "Override a config key, e.g. --set training.episodes=2 --set environment.eval_size=4 (repeatable; "
+    "KEY is dotted, VALUE is YAML: 2, 1e-4, [math, coding], null)."
+)
+
+
+def _prepare(config_path: str, overrides: tuple[str, ...], store: str | None, verbose: bool) -> tuple[Any, Any]:
     from agl_core.cli.config import ConfigError, load_config
     from agl_core.cli.logs import setup_logging
     from agl_core.store import LightningStore
 
     setup_logging(verbose)
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, overrides)
     except ConfigError as exc:
         _fail(str(exc))
     return config, LightningStore(store or config.store)
@@ -72,24 +78,26 @@ def _output_dir(config: Any) -> str:
 
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The config.yaml to train from.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--store", default=None, help=STORE_HELP)
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in the output directory.")
 @click.option("--dry-run", is_flag=True, help="Validate the config, resolve agent, model and task sets, print the plan, exit.")
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
-def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verbose: bool) -> None:
+def train(config_path: str, overrides: tuple[str, ...], store: str | None, resume: bool, dry_run: bool, verbose: bool) -> None:
     """Train the agent described by a config file.
 
     The config's sections (agent, model, training, environment, store) and keys are documented in
     README.md, "Train > From a config file"; an algorithm's training keys are the fields of its
     config class (grpo/rloo: agl.RLConfig, sft: agl.SFTConfig), and a wrong key's error lists the
-    valid ones. `agent-lightning plugins` lists the algorithms and task sets installed.
+    valid ones. `agent-lightning plugins` lists the algorithms and task sets installed. --set changes
+    a key for this run only, e.g. a smoke test: --set training.episodes=2 --set environment.eval_size=4.
     """
     from agl_core.cli.config import ConfigError
     from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
     from agl_core.training.algorithm import fit
     from agl_core.training.registry import TrainingOptions
 
-    config, lstore = _prepare(config_path, store, verbose)
+    config, lstore = _prepare(config_path, overrides, store, verbose)
     try:
         agent = build_agent(config)
         train_tasks = build_tasks(config, "train")
@@ -123,9 +131,10 @@ def train(config_path: str, store: str | None, resume: bool, dry_run: bool, verb
     help="Evaluate this instead of the configured model: a checkpoint folder, or a run (its folder, its name under "
     "$AGL_HOME/runs, or its id) for its latest checkpoint.",
 )
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--store", default=None, help=STORE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
-def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: bool) -> None:
+def eval_(config_path: str, checkpoint: str | None, overrides: tuple[str, ...], store: str | None, verbose: bool) -> None:
     """Evaluate the agent on the config's eval task sets and print a table: one row per set, then all."""
     from rich.console import Console
     from rich.table import Table
@@ -134,7 +143,7 @@ def eval_(config_path: str, checkpoint: str | None, store: str | None, verbose: 
     from agl_core.cli.evaluate import evaluate_config
     from agl_core.training.runs import run_folder
 
-    config, lstore = _prepare(config_path, store, verbose)
+    config, lstore = _prepare(config_path, overrides, store, verbose)
     try:
         checkpoint = str(run_folder(checkpoint, lstore)) if checkpoint else None
         rows = evaluate_config(config, lstore, checkpoint=checkpoint)
