@@ -9,12 +9,16 @@ replaces its system prompt, which is how APO tunes it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from typing import Any, Callable, Sequence
 
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
 from agl_core.runtime.graders import grade
-from agl_core.tracing import genai
+from agl_core.tracing import genai, semconv
 from agl_core.tracing.context import current_resources
 from agl_core.tracing.emit import emit_reward, emit_tool_call
 from agl_core.types import PromptTemplate, Resource
@@ -108,8 +112,16 @@ class Agent:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": self._run_tool(call)})
         return text
 
+    def _agent_span(self) -> contextlib.AbstractContextManager[Span]:
+        """The runner's root span when it already is this agent's ``invoke_agent`` (one span per
+        agent run, as the span contract says), else a new one."""
+        current = trace.get_current_span()
+        if getattr(current, "name", None) == semconv.agent_span_name(self.name):
+            return contextlib.nullcontext(current)
+        return genai.agent_span(self.name)
+
     def __call__(self, task: Any, resources: dict[str, Resource]) -> float | None:
-        with genai.agent_span(self.name) as span:
+        with self._agent_span() as span:
             output = self.run(task_question(task), resources)
             genai.record_output(span, output)
         reward = grade(task, output)
