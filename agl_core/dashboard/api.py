@@ -163,11 +163,15 @@ class DashboardApi:
         }
 
     def spans(self, request: Request) -> dict[str, Any]:
-        """A rollout's spans in the order they were stored; the page builds the tree."""
+        """A rollout's spans in the order they were stored; the page builds the tree.
+
+        A page holds one row per LLM request (`views.trace_view`), so it may hold fewer items than
+        `limit` while `total` counts stored spans.
+        """
         rollout_id = request.path_params["rollout_id"]
         limit, offset = _page(request, MAX_SPAN_LIMIT, default=500)
         spans = self.store.query_spans(rollout_id, limit=limit, offset=offset)
-        return _paged([views.span_view(s) for s in spans], self.store.count_spans(rollout_id), limit, offset)
+        return _paged(views.trace_view(spans), self.store.count_spans(rollout_id), limit, offset)
 
     # --- resources -------------------------------------------------------------------------------------
     def resources(self, request: Request) -> dict[str, Any]:

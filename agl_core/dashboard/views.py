@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from agl_core.tracing import semconv
 from agl_core.tracing.convert import parse_json_attr
+from agl_core.training.adapters import merge_served_calls
 from agl_core.types import Attempt, MetricRecord, ResourcesUpdate, Rollout, Run, Span
 
 HELDOUT_REWARD = "heldout_reward"
@@ -107,9 +108,15 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def trace_view(spans: Iterable[Span]) -> list[dict[str, Any]]:
+    """A rollout's spans as trace rows: one ``chat`` row per request, the serving side merged in."""
+    return [span_view(s) for s in merge_served_calls(list(spans))]
+
+
 def span_view(span: Span) -> dict[str, Any]:
     """A span with its GenAI content parsed out and its token arrays reduced to their lengths."""
     attrs = span.attributes
+    token_ids = parse_json_attr(attrs.get(semconv.AGL_RESPONSE_TOKEN_IDS))
     raw = {}
     for key, value in attrs.items():
         if key in STRUCTURED_KEYS:
@@ -131,6 +138,8 @@ def span_view(span: Span) -> dict[str, Any]:
         "input_tokens": _number(attrs.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
         "output_tokens": _number(attrs.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
         "reward": _number(attrs.get(semconv.AGL_REWARD_VALUE)),
+        "response_token_ids": len(token_ids) if isinstance(token_ids, list) else None,
+        "policy_version": _number(attrs.get(semconv.AGL_POLICY_VERSION)),
         "input_messages": parse_json_attr(attrs.get(semconv.GEN_AI_INPUT_MESSAGES)),
         "output_messages": parse_json_attr(attrs.get(semconv.GEN_AI_OUTPUT_MESSAGES)),
         "system_instructions": parse_json_attr(attrs.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS)),

@@ -1,9 +1,10 @@
 """Adapters: a rollout's spans → `Triplet`s (what trainers learn from) and OpenAI message lists.
 
 A ``chat`` span whose parent is another ``chat`` span is the serving side of the same request
-(``serve`` joins the caller's trace through ``traceparent``): its token ids and logprobs are merged
-into the caller's span instead of making a second triplet. A triplet belongs to the agent named by
-its nearest ``invoke_agent`` ancestor (fallback: the request's model name).
+(``serve`` joins the caller's trace through ``traceparent``): `merge_served_calls` folds its token
+ids, logprobs and policy version into the caller's span, so one request is one triplet here and one
+row in the dashboard's trace view. A triplet belongs to the agent named by its nearest
+``invoke_agent`` ancestor (fallback: the request's model name).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from agl_core.types import Rollout, Span, Triplet
 
 RewardPolicy = Literal["final", "last", "per_call"]
 REWARD_POLICIES: tuple[str, ...] = ("final", "last", "per_call")
+#: What the serving side of a request knows and its caller does not.
+SERVED_KEYS = (
+    semconv.AGL_PROMPT_TOKEN_IDS,
+    semconv.AGL_RESPONSE_TOKEN_IDS,
+    semconv.AGL_RESPONSE_LOGPROBS,
+    semconv.AGL_POLICY_VERSION,
+)
 
 
 def _is_chat(span: Span) -> bool:
@@ -28,6 +36,47 @@ def _is_chat(span: Span) -> bool:
 
 def _is_agent(span: Span) -> bool:
     return span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_INVOKE_AGENT
+
+
+def merge_served_calls(spans: Sequence[Span]) -> list[Span]:
+    """`spans` (order kept) without the serving-side ``chat`` spans, each merged into its caller.
+
+    The caller keeps its own attributes and gains the server's `SERVED_KEYS` (the server's values
+    win); when a caller has several serving spans (a retried request) the latest one counts. A
+    dropped span's children, if any, hang under its caller.
+    """
+    by_id = {s.span_id: s for s in spans}
+
+    def caller_of(span: Span) -> Span | None:
+        """The outermost ``chat`` span above a serving one (None for a span that is no server)."""
+        caller, seen = None, {span.span_id}
+        parent = by_id.get(span.parent_id or "")
+        while parent is not None and _is_chat(parent) and parent.span_id not in seen:
+            caller = parent
+            seen.add(parent.span_id)
+            parent = by_id.get(parent.parent_id or "")
+        return caller
+
+    served: dict[str, dict[str, Any]] = {}
+    dropped: dict[str, str] = {}  # serving span id -> its caller's span id
+    for span in sorted((s for s in spans if _is_chat(s)), key=lambda s: (s.start_time, s.sequence_id)):
+        caller = caller_of(span)
+        if caller is None:
+            continue
+        dropped[span.span_id] = caller.span_id
+        if span.parent_id == caller.span_id:
+            served[caller.span_id] = {k: span.attributes[k] for k in SERVED_KEYS if k in span.attributes}
+    merged = []
+    for span in spans:
+        if span.span_id in dropped:
+            continue
+        update: dict[str, Any] = {}
+        if span.span_id in served:
+            update["attributes"] = {**span.attributes, **served[span.span_id]}
+        if span.parent_id in dropped:
+            update["parent_id"] = dropped[span.parent_id]
+        merged.append(span.model_copy(update=update) if update else span)
+    return merged
 
 
 def _agent_of(span: Span, by_id: dict[str, Span]) -> str | None:
@@ -62,23 +111,19 @@ def _messages(span: Span, key: str, with_system: bool) -> list[dict[str, Any]]:
     return genai_to_openai(messages, system if isinstance(system, list) else ())
 
 
-def _triplet(span: Span, server: Span | None, agent: str | None) -> Triplet:
-    def token_attr(key: str) -> Any:
-        if server is not None and key in server.attributes:
-            return server.attributes[key]
-        return span.attributes.get(key)
-
-    tools = parse_json_attr(span.attributes.get(semconv.GEN_AI_TOOL_DEFINITIONS))
-    version = token_attr(semconv.AGL_POLICY_VERSION)
+def _triplet(span: Span, agent: str | None) -> Triplet:
+    attrs = span.attributes
+    tools = parse_json_attr(attrs.get(semconv.GEN_AI_TOOL_DEFINITIONS))
+    version = attrs.get(semconv.AGL_POLICY_VERSION)
     return Triplet(
         rollout_id=span.rollout_id or "",
         span_id=span.span_id,
         agent_name=agent,
         prompt_messages=_messages(span, semconv.GEN_AI_INPUT_MESSAGES, with_system=True),
         response_messages=_messages(span, semconv.GEN_AI_OUTPUT_MESSAGES, with_system=False),
-        prompt_token_ids=_ints(token_attr(semconv.AGL_PROMPT_TOKEN_IDS)),
-        response_token_ids=_ints(token_attr(semconv.AGL_RESPONSE_TOKEN_IDS)),
-        response_logprobs=_floats(token_attr(semconv.AGL_RESPONSE_LOGPROBS)),
+        prompt_token_ids=_ints(attrs.get(semconv.AGL_PROMPT_TOKEN_IDS)),
+        response_token_ids=_ints(attrs.get(semconv.AGL_RESPONSE_TOKEN_IDS)),
+        response_logprobs=_floats(attrs.get(semconv.AGL_RESPONSE_LOGPROBS)),
         policy_version=int(version) if version is not None else None,
         tools=tools if isinstance(tools, list) else None,
     )
@@ -101,17 +146,10 @@ def spans_to_triplets(
     """
     if reward_policy not in REWARD_POLICIES:
         raise ValueError(f"reward_policy must be one of {REWARD_POLICIES}, got {reward_policy!r}")
+    spans = merge_served_calls(spans)
     by_id = {s.span_id: s for s in spans}
-    chats = sorted((s for s in spans if _is_chat(s)), key=lambda s: (s.start_time, s.sequence_id))
-    servers: dict[str, Span] = {}
-    calls: list[Span] = []
-    for span in chats:
-        parent = by_id.get(span.parent_id or "")
-        if parent is not None and _is_chat(parent):
-            servers[parent.span_id] = span
-        else:
-            calls.append(span)
-    triplets = [_triplet(s, servers.get(s.span_id), _agent_of(s, by_id)) for s in calls]
+    calls = sorted((s for s in spans if _is_chat(s)), key=lambda s: (s.start_time, s.sequence_id))
+    triplets = [_triplet(s, _agent_of(s, by_id)) for s in calls]
 
     if reward_policy == "per_call":
         for reward in sorted((s for s in spans if s.name == semconv.SPAN_REWARD), key=lambda s: s.start_time):

@@ -6,17 +6,10 @@ Screenshots go to ``test-artifacts/dashboard/``.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
-from pathlib import Path
-
 import pytest
-import uvicorn
 
-from agl_core.dashboard import create_dashboard_app
 from agl_core.types import Run
+from tests.dashboard.chromium import ARTIFACTS, assert_rendered_cleanly, browser_page, needs_chromium, running_dashboard
 from tests.dashboard.demo_store import (
     HELDOUT_STEPS,
     LIVE_RUN_ID,
@@ -25,61 +18,19 @@ from tests.dashboard.demo_store import (
     TRAIN_STEPS,
 )
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian chromium is not installed: run scripts/ensure_chromium.sh"
-)
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def dashboard_url(demo_store):
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_dashboard_app(demo_store), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "dashboard server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_dashboard(demo_store) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        context = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors: list[str] = []
-        context.on("pageerror", lambda exc: errors.append(str(exc)))
-        context.set_default_timeout(10_000)
-        yield context
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def _assert_rendered_cleanly(page) -> None:
-    """No stray stringified values leaked into the page."""
-    text = page.inner_text("#view")
-    for leak in ("[object", "undefined", "NaN", "null"):
-        assert leak not in text, f"{leak!r} shown on {page.url}"
+    with browser_page() as page:
+        yield page
 
 
 def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
@@ -92,7 +43,7 @@ def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
     assert "grpo" in done.inner_text() and "finished" in done.inner_text()
     assert "0.76" in done.inner_text()  # best held-out reward
     assert str(TRAIN_STEPS) in done.locator("td").nth(3).inner_text()
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
 
     # The finished run's charts: one point per step, held-out points only where evaluated.
@@ -111,14 +62,14 @@ def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
     assert not [t for t in titles if t.startswith("heldout_n")]
     page.locator('svg[aria-label="loss"]').hover()
     assert "step" in page.locator(".chart-tip:visible").inner_text()
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "run_charts.png", full_page=True)
 
     # A rollout's trace: the span tree with the expected names, nested under the agent span.
     page.goto(dashboard_url + "#/rollouts?status=succeeded&agent=solver")
     page.wait_for_selector("tr.rollout-row")
     assert page.locator("tr.rollout-row").count() == 12  # even-numbered rollouts; none failed
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "rollouts.png", full_page=True)
     page.locator("tr.rollout-row a").first.click()
     page.wait_for_selector(".wf-body .wf-row")
@@ -128,11 +79,11 @@ def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
     assert indents[0] == "padding-left:8px" and set(indents[1:]) == {"padding-left:24px"}
     detail = page.locator("#span-detail")
     assert "What is" in detail.inner_text() and "calculator" in detail.inner_text()  # first LLM call selected
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "trace_llm_call.png", full_page=True)
     page.locator('.wf-row.kind-reward').click()
     assert "exact_match" in detail.inner_text()
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "trace.png", full_page=True)
 
     # Collapsing the agent span hides its children.
@@ -144,7 +95,7 @@ def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
     page.wait_for_selector(".res-card")
     assert page.locator(".res-card").count() == 3
     assert "Think step by step" in page.locator('.res-card[data-version="2"]').inner_text()
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "resources.png", full_page=True)
 
 
@@ -162,5 +113,5 @@ def test_run_charts_update_live_while_training(dashboard_url, page, demo_store):
     assert page.locator('.series[data-name="loss"] circle.pt').count() == 3
     demo_store.upsert_run(Run(run_id=LIVE_RUN_ID, algorithm="apo", status="finished"))
     page.wait_for_selector(".live", state="hidden", timeout=10_000)
-    _assert_rendered_cleanly(page)
+    assert_rendered_cleanly(page)
     page.screenshot(path=ARTIFACTS / "run_live.png", full_page=True)

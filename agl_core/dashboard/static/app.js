@@ -288,7 +288,8 @@ function messagesBlock(title, messages, system) {
 function spanDetail(s) {
   const facts = [
     ["kind", KIND_LABEL[s.kind]], ["model", s.model], ["agent", s.agent], ["tool", s.tool],
-    ["input tokens", s.input_tokens], ["output tokens", s.output_tokens], ["reward", s.reward],
+    ["input tokens", s.input_tokens], ["output tokens", s.output_tokens], ["response token ids", s.response_token_ids],
+    ["policy version", s.policy_version], ["reward", s.reward],
     ["duration", s.end_time ? fmtDuration(s.end_time - s.start_time) : "open"], ["status", s.status.code + (s.status.description ? `: ${s.status.description}` : "")],
     ["span id", s.span_id], ["trace id", s.trace_id], ["attempt", s.attempt_id],
   ].filter(([, v]) => v !== null && v !== undefined);
@@ -327,9 +328,9 @@ function waterfall(spans, detailPane) {
       // or inside it when the bar spans nearly everything.
       const labelPos = left + width <= 80 ? `left:${left + width}%` : left >= 20 ? `right:${100 - left}%` : `right:${100 - left - width}%`;
       const labelCls = left + width <= 80 ? "after" : left >= 20 ? "before" : "inside";
-      const tokens = s.input_tokens !== null || s.output_tokens !== null ? `${s.input_tokens ?? "?"}→${s.output_tokens ?? "?"} tok` : "";
+      const tokens = (s.input_tokens !== null || s.output_tokens !== null ? `${s.input_tokens ?? "?"}→${s.output_tokens ?? "?"} tok` : "") + (s.response_token_ids !== null ? " · ids" : "");
       const row = h("div", {
-        class: `wf-row kind-${s.kind}${s.status.code === "ERROR" ? " error" : ""}`, "data-span-id": s.span_id,
+        class: `wf-row kind-${s.kind}${s.status.code === "ERROR" ? " error" : ""}`, "data-span-id": s.span_id, "data-token-ids": s.response_token_ids,
         onclick: () => {
           body.querySelectorAll(".selected").forEach((e) => e.classList.remove("selected"));
           row.classList.add("selected");
