@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -218,6 +219,9 @@ def test_sql_snippet_trains_and_evaluates_on_sql_generation(tmp_path: Path) -> N
     _run_until(script, _env(home), lambda: len({r.input["question"] for r in _scored_heldout(home)}) > 1)
     scored = _scored_heldout(home)
     assert {r.input["grader"] for r in scored} == {"execution_match"} and all(r.final_reward in (0.0, 1.0) for r in scored)
+    chat = next(s for s in _store(home).query_spans(scored[0].rollout_id) if s.name.startswith("chat "))
+    offered = {t["function"]["name"] for t in json.loads(chat.attributes[semconv.GEN_AI_TOOL_DEFINITIONS])}
+    assert offered == {"execute_sql", "query_schema"} and "You are a SQL expert..." in chat.attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS]
     assert (home / "runs" / "sql-agent-grpo").is_dir()
 
 
@@ -248,9 +252,18 @@ def test_dashboard_block_starts_and_serves(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "agl_core.cli.main", *args], env=_env(tmp_path / "home"), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        assert f":{port}" in (proc.stdout.readline() if proc.stdout else "")  # its start line, once listening
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
-            assert response.status == 200
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the dashboard did not start"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except urllib.error.HTTPError:
+                raise
+            except OSError:  # not listening yet
+                time.sleep(0.5)
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        out = proc.communicate(timeout=15)[0]
+    assert f"127.0.0.1:{port}" in out  # its start line names where it listens
