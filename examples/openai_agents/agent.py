@@ -3,6 +3,7 @@
 import asyncio
 import os
 
+import agents
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
 from openai import AsyncOpenAI
 
@@ -16,6 +17,8 @@ def add(a: int, b: int) -> int:
 
 
 async def main() -> None:
+    # The SDK's own exporter sends traces to api.openai.com; Agent Lightning's processor replaces it.
+    agents.set_trace_processors([])
     agl.instrument(["openai_agents"])
     model = OpenAIChatCompletionsModel(model=os.environ.get("MODEL", "gpt-4o-mini"), openai_client=AsyncOpenAI())
     agent = Agent(name="calculator", instructions="Use the add tool for sums.", tools=[add], model=model)
