@@ -41,8 +41,9 @@ def _is_agent(span: Span) -> bool:
 def merge_served_calls(spans: Sequence[Span]) -> list[Span]:
     """`spans` (order kept) without the serving-side ``chat`` spans, each merged into its caller.
 
-    The caller keeps its own attributes and gains the server's `SERVED_KEYS` (the server's values
-    win); when a caller has several serving spans (a retried request) the latest one counts. A
+    The caller (the outermost ``chat`` span of the chain) keeps its own attributes and gains the
+    `SERVED_KEYS` of the ``chat`` spans below it (theirs win; the latest to start counts, so a
+    retried request gives the retry's tokens, and a proxy's hop gives the model server's). A
     dropped span's children, if any, hang under its caller.
     """
     by_id = {s.span_id: s for s in spans}
@@ -64,8 +65,7 @@ def merge_served_calls(spans: Sequence[Span]) -> list[Span]:
         if caller is None:
             continue
         dropped[span.span_id] = caller.span_id
-        if span.parent_id == caller.span_id:
-            served[caller.span_id] = {k: span.attributes[k] for k in SERVED_KEYS if k in span.attributes}
+        served.setdefault(caller.span_id, {}).update({k: span.attributes[k] for k in SERVED_KEYS if k in span.attributes})
     merged = []
     for span in spans:
         if span.span_id in dropped:
