@@ -13,8 +13,31 @@ def agl_home() -> Path:
     return home
 
 
+#: fsspec protocols that are also store URL schemes (the collector's ``http://``, ``memory://``).
+_STORE_SCHEMES = frozenset({"http", "https", "memory"})
+#: Object stores recognised without fsspec installed (so that ``s3://`` is never taken for a store).
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "file"})
+
+
+def object_storage() -> str | None:
+    """``AGL_STORAGE`` when it names object storage (``s3://bucket/prefix``, ``gs://``, ``az://``,
+    ``file://``: any fsspec protocol but ``http(s)``/``memory``, which are store URLs) rather than
+    the store; None otherwise. Run folders are mirrored there (`agl_core.training.run_mirror`)."""
+    value = os.environ.get("AGL_STORAGE") or ""
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if not scheme or scheme in _STORE_SCHEMES:
+        return None
+    try:
+        from fsspec.registry import known_implementations
+    except ImportError:
+        return value if scheme in _OBJECT_STORES else None
+    return value if scheme in _OBJECT_STORES or scheme in known_implementations else None
+
+
 def default_store_url() -> str:
-    return os.environ.get("AGL_STORAGE") or f"sqlite:///{agl_home() / 'store.db'}"
+    """``AGL_STORAGE`` when it is a store URL, else the embedded SQLite ``$AGL_HOME/store.db``."""
+    value = os.environ.get("AGL_STORAGE")
+    return value if value and object_storage() is None else f"sqlite:///{agl_home() / 'store.db'}"
 
 
 def logs_dir() -> Path:

@@ -1,7 +1,8 @@
 """What a run reports as it goes, as callbacks the RL and SFT loops share (in the spirit of TRL's
 ``TrainerCallback``): per-step metrics to the store, ``metrics.jsonl`` and the log (one line per
 step with reward, loss and time left), the run folder's ``training.log``, a progress bar on a
-terminal, and checkpoint pruning (``save_total_limit``).
+terminal, checkpoint pruning (``save_total_limit``) and, with ``AGL_STORAGE=s3://…``, the
+run folder mirrored to object storage.
 
 A loop calls `Callbacks` at fixed points: ``on_train_begin`` before the first step,
 ``on_log(metrics)`` once per finished step (its checkpoint, if any, already written),
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from agl_core.store.base import LightningStore
+from agl_core.training.run_mirror import RunMirror
 
-from .checkpoints import prune_checkpoints
+from .checkpoints import list_checkpoints, prune_checkpoints
 
 log = logging.getLogger("agentlightning")
 
@@ -218,4 +220,30 @@ def default_callbacks(store: LightningStore, save_total_limit: int | None) -> Ca
     callbacks: list[TrainerCallback] = [StoreMetrics(store), MetricsFile(), StepLog(), TrainingLogFile(), ProgressBar()]
     if save_total_limit:
         callbacks.append(SaveTotalLimit(save_total_limit))
+    if (mirror := RunMirror.from_env()) is not None:
+        callbacks.append(MirrorRun(mirror, store))
     return Callbacks(callbacks)
+
+
+class MirrorRun(TrainerCallback):
+    """Mirror the run folder to ``AGL_STORAGE``'s object storage (`agl_core.training.run_mirror`):
+    each step's new checkpoint (committed with a store snapshot), then the run's files; the files
+    once more when the run ends."""
+
+    def __init__(self, mirror: RunMirror, store: LightningStore) -> None:
+        self.mirror, self.store = mirror, store
+        self._uploaded: set[str] = set()
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        self._uploaded = {p.name for p in list_checkpoints(state.output_dir)}  # restored or already there
+        self.mirror.upload_run_files(state.output_dir)
+
+    def on_log(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        for checkpoint in list_checkpoints(state.output_dir):
+            if checkpoint.name not in self._uploaded:
+                self.mirror.upload_checkpoint(checkpoint, self.store.url)
+                self._uploaded.add(checkpoint.name)
+        self.mirror.upload_run_files(state.output_dir)
+
+    def on_train_end(self, state: TrainerState) -> None:
+        self.mirror.upload_run_files(state.output_dir)

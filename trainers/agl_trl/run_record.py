@@ -13,9 +13,11 @@ from typing import Any, Literal, TypeVar
 from agl_core.cli.logs import log_file, setup_logging
 from agl_core.paths import default_run_dir
 from agl_core.store.base import LightningStore
+from agl_core.training.run_mirror import RunMirror
 from agl_core.types import Run
 
 from .callbacks import format_metrics
+from .checkpoints import checkpoint_step, latest_checkpoint
 
 log = logging.getLogger("agentlightning")
 
@@ -102,6 +104,12 @@ def with_run_folder(cfg: C, agent: str, store: LightningStore, *, resume: bool) 
     current: Any = cfg  # a dataclass with output_dir and algorithm
     out = Path(current.output_dir or default_run_dir(agent, current.algorithm)).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    mirror = RunMirror.from_env()
+    if mirror is not None:
+        mirror.check()  # a missing bucket is one line now, not a traceback mid-run
+        if resume:  # a fresh machine: the latest checkpoint in the bucket, when newer than ours
+            latest = latest_checkpoint(out)
+            mirror.restore(out, checkpoint_step(latest) if latest else None)
     if not resume and (out / "run.json").is_file():
         _set_aside(out, store)
     resolved: C = dataclasses.replace(current, output_dir=str(out))

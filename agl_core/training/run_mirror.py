@@ -1,0 +1,182 @@
+"""Run folders mirrored to object storage: ``AGL_STORAGE=s3://bucket/prefix`` (any fsspec URL).
+
+The live store stays local (the embedded SQLite, or ``--store``); what a run writes into its folder
+goes to ``<prefix>/runs/<folder name>/`` too: ``run.json``, ``metrics.jsonl``, ``heldout.json``,
+``training.log`` and each checkpoint, with a snapshot of the store (SQLite's backup API) taken at
+that checkpoint as ``store.db`` beside its files. A checkpoint counts remotely only once its marker
+``checkpoints/step-N.done`` (the list of its files) is written, last, after every file is up; a
+half-uploaded checkpoint is never the latest. Each upload is retried. A fresh machine resuming a run
+downloads the run files and the latest committed checkpoint into the local folder first.
+
+Standard cloud settings apply (for S3: ``AWS_ENDPOINT_URL``, the credentials chain); s3fs comes
+with ``pip install agentlightning[s3]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from agl_core.paths import object_storage
+
+log = logging.getLogger("agentlightning")
+
+#: The run folder's files that are mirrored as they are (checkpoints go through `upload_checkpoint`).
+RUN_FILES = ("run.json", "metrics.jsonl", "heldout.json", "training.log")
+SNAPSHOT = "store.db"
+_MARKER = re.compile(r"^step-(\d+)\.done$")
+T = TypeVar("T")
+
+
+class StorageError(RuntimeError):
+    """Object storage that cannot be used (missing bucket, access refused, s3fs missing): one line."""
+
+
+class RunMirror:
+    """Object storage at `url` holding run folders under ``<url>/runs/``."""
+
+    def __init__(self, url: str, *, attempts: int = 4, backoff_s: float = 0.5) -> None:
+        try:
+            import fsspec
+        except ImportError:  # pragma: no cover - fsspec is a core dependency's dependency
+            raise StorageError(f"AGL_STORAGE={url}: needs fsspec (pip install 'agentlightning[s3]')") from None
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"AGL_STORAGE={url}: {exc} (pip install 'agentlightning[s3]' for s3://)") from None
+        self.url, self.root = url, root.rstrip("/")
+        self.attempts, self.backoff_s = attempts, backoff_s
+
+    @classmethod
+    def from_env(cls) -> RunMirror | None:
+        """The mirror ``AGL_STORAGE`` names, or None when it names a store (or nothing)."""
+        url = object_storage()
+        return cls(url) if url else None
+
+    def check(self) -> None:
+        """Fail with one line unless the storage exists and takes writes (done before a run starts)."""
+        probe = f"{self.root}/.agl-write-check"
+        try:
+            if "file" in _protocols(self.fs):
+                self.fs.makedirs(self.root, exist_ok=True)
+            self.fs.pipe_file(probe, b"ok")
+            self.fs.rm_file(probe)
+        except FileNotFoundError:
+            raise StorageError(f"AGL_STORAGE={self.url}: bucket '{self.root.split('/')[0]}' does not exist") from None
+        except PermissionError as exc:
+            raise StorageError(f"AGL_STORAGE={self.url}: access refused ({_one_line(exc)})") from None
+        except OSError as exc:
+            raise StorageError(f"AGL_STORAGE={self.url}: cannot write there ({_one_line(exc)})") from None
+
+    def run_key(self, folder: Path) -> str:
+        return f"{self.root}/runs/{folder.name}"
+
+    # --- writing -----------------------------------------------------------------------------------
+    def upload_run_files(self, folder: Path) -> None:
+        for name in RUN_FILES:
+            if (folder / name).is_file():
+                self._put(folder / name, f"{self.run_key(folder)}/{name}")
+
+    def upload_checkpoint(self, checkpoint: Path, store_url: str | None = None) -> None:
+        """Upload `checkpoint` (``<run>/checkpoints/step-N``) and, for a SQLite store, a snapshot of
+        it; then commit with the marker."""
+        base = f"{self.run_key(checkpoint.parent.parent)}/checkpoints"
+        files = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file())
+        for name in files:
+            self._put(checkpoint / name, f"{base}/{checkpoint.name}/{name}")
+        database = _sqlite_path(store_url)
+        if database is not None and database.is_file():
+            with tempfile.TemporaryDirectory() as tmp:
+                snapshot = Path(tmp) / SNAPSHOT
+                _backup(database, snapshot)
+                self._put(snapshot, f"{base}/{checkpoint.name}/{SNAPSHOT}")
+            files.append(SNAPSHOT)
+        marker = json.dumps({"files": files}).encode()
+        self._retry(lambda: self.fs.pipe_file(f"{base}/{checkpoint.name}.done", marker))
+
+    # --- reading -----------------------------------------------------------------------------------
+    def committed_steps(self, folder: Path) -> list[int]:
+        """The steps of the run's committed checkpoints in storage, oldest first."""
+        base = f"{self.run_key(folder)}/checkpoints"
+        self.fs.invalidate_cache()
+        try:
+            names = [str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False)]
+        except FileNotFoundError:
+            return []
+        return sorted(int(m[1]) for n in names if (m := _MARKER.match(n)))
+
+    def restore(self, folder: Path, local_step: int | None) -> int | None:
+        """Bring the run's files and its latest committed checkpoint into `folder` when storage holds
+        a later one than `local_step`; returns the step restored (None when nothing was newer)."""
+        steps = self.committed_steps(folder)
+        if not steps or (local_step is not None and steps[-1] <= local_step):
+            return None
+        step, key = steps[-1], self.run_key(folder)
+        for name in RUN_FILES:
+            if self.fs.exists(f"{key}/{name}"):
+                self._get(f"{key}/{name}", folder / name)
+        marker = json.loads(self._retry(lambda: self.fs.cat_file(f"{key}/checkpoints/step-{step}.done")))
+        staging = folder / "checkpoints" / f"step-{step}.tmp"
+        for name in marker["files"]:
+            if name != SNAPSHOT:
+                self._get(f"{key}/checkpoints/step-{step}/{name}", staging / name)
+        staging.rename(staging.with_name(f"step-{step}"))  # complete locally only once every file is in
+        log.info("restored %s/checkpoints/step-%d from %s", folder, step, self.url)
+        return step
+
+    # --- transfers, retried ------------------------------------------------------------------------
+    def _put(self, local: Path, key: str) -> None:
+        self._retry(lambda: self.fs.put_file(str(local), key))
+
+    def _get(self, key: str, local: Path) -> None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self._retry(lambda: self.fs.get_file(key, str(local)))
+
+    def _retry(self, action: Callable[[], T]) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return action()
+            except (OSError, TimeoutError) as exc:
+                if attempt == self.attempts or isinstance(exc, (FileNotFoundError, PermissionError)):
+                    raise
+                log.warning("storage %s: %s; retrying (%d/%d)", self.url, _one_line(exc), attempt, self.attempts - 1)
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+
+def check_storage() -> None:
+    """Fail with one `StorageError` line unless ``AGL_STORAGE``'s object storage (if any) is usable."""
+    mirror = RunMirror.from_env()
+    if mirror is not None:
+        mirror.check()
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _sqlite_path(url: str | None) -> Path | None:
+    if not url or not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _backup(database: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite database (the backup API, safe while others write)."""
+    source, dest = sqlite3.connect(database), sqlite3.connect(target)
+    try:
+        source.backup(dest)
+    finally:
+        dest.close()
+        source.close()
