@@ -96,6 +96,7 @@ def train(config_path: str, overrides: tuple[str, ...], store: str | None, resum
     from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
     from agl_core.training.algorithm import fit
     from agl_core.training.registry import TrainingOptions
+    from agl_core.training.run_mirror import StorageError, check_storage
 
     config, lstore = _prepare(config_path, overrides, store, verbose)
     try:
@@ -117,7 +118,8 @@ def train(config_path: str, overrides: tuple[str, ...], store: str | None, resum
             click.echo(f"store:      {lstore.url}")
             click.echo("dry run: config is valid; nothing was trained")
             return
-    except ConfigError as exc:
+        check_storage()  # AGL_STORAGE=s3://…: a missing or refused bucket is one line, before anything runs
+    except (ConfigError, StorageError) as exc:
         _fail(str(exc))
     summary = fit(algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers)
     click.echo(json.dumps(summary, indent=2, default=str))

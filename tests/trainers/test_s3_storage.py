@@ -92,3 +92,18 @@ def test_an_object_store_url_is_not_the_store(monkeypatch, tmp_path):
     assert default_store_url() == f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv("AGL_STORAGE", "memory://")
     assert default_store_url() == "memory://"
+
+
+def test_train_with_a_missing_bucket_stops_in_one_line_before_it_starts(s3, tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text("agent: {name: a, type: openai}\nmodel: {path: tiny}\ntraining: {algorithm: grpo}\n"
+                      "environment: {train_tasks: math}\n")
+    env = {**os.environ, "AGL_HOME": str(tmp_path / "home"), "AGL_STORAGE": "s3://no-such-bucket/agl"}
+    result = subprocess.run([sys.executable, "-m", "agl_core.cli.main", "train", "--config", str(config)],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: AGL_STORAGE=s3://no-such-bucket/agl: bucket 'no-such-bucket' does not exist"]
