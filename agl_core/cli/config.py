@@ -12,10 +12,12 @@ Validation errors name the field path and what was expected, e.g.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
@@ -106,15 +108,16 @@ def _hub_cached(name: str) -> bool:
 
 
 def check_model_path(path: str, field: str = "model.path") -> None:
-    """Refuse a model that cannot be loaded: a path that is no folder, or (offline) an uncached hub name.
+    """Refuse a model that cannot be loaded: a path that is no folder, or an uncached hub name with no hub to fetch it from.
 
     Checked before anything starts, so a typo is one line instead of a download retried for a minute
-    and a traceback. A hub name (``org/name``) is left to the hub when there may be network; offline
-    (``HF_HUB_OFFLINE=1``) it must be cached: download it once with ``huggingface-cli download NAME``.
+    and a traceback. A hub name (``org/name``) that is not in the local cache needs the hub: offline
+    (``HF_HUB_OFFLINE=1``) or when one short probe of ``HF_ENDPOINT`` (default huggingface.co) gets
+    no answer, it is refused; download it once with ``huggingface-cli download NAME`` where there is network.
     """
     if path in TINY_MODEL_NAMES or Path(path).expanduser().is_dir():
         return
-    if not _looks_like_path(path) and (_hub_cached(path) or not _hub_offline()):
+    if not _looks_like_path(path) and (_hub_cached(path) or (not _hub_offline() and hub_reachable())):
         return
     raise ConfigError(f"{field}: no such folder {path!r} (and no network to fetch a hub model)")
 
@@ -126,6 +129,25 @@ def _looks_like_path(path: str) -> bool:
 
 def _hub_offline() -> bool:
     return any(os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+#: How long the hub probe waits for an answer; the hub's own retries take a minute.
+HUB_PROBE_TIMEOUT_S = 2.0
+
+
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``, default huggingface.co) answers one HEAD request
+    within `HUB_PROBE_TIMEOUT_S`; any HTTP status counts, proxies from the environment are used."""
+    return _answers(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+
+
+@functools.cache  # one probe per URL and process
+def _answers(url: str) -> bool:
+    try:
+        httpx.head(url, timeout=HUB_PROBE_TIMEOUT_S)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def section_names() -> list[str]:

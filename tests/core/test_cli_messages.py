@@ -21,6 +21,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.fixtures.scripted_openai import ScriptedOpenAI, free_port
+
 CLI = str(Path(sys.executable).with_name("agent-lightning"))
 
 
@@ -62,15 +64,41 @@ def test_a_model_path_that_is_not_there_stops_before_anything_starts(tmp_path: P
     assert not (Path(os.environ["AGL_HOME"]) / "runs" / "math-agent-grpo").exists()
 
 
-def test_a_hub_name_is_left_to_the_hub_unless_offline(tmp_path: Path) -> None:
-    config = write_config(tmp_path, model={"path": "nobody/not-a-cached-model"})
-    assert run_cli("train", "--config", str(config), "--dry-run", env={"HF_HUB_OFFLINE": "0"}).returncode == 0
+@pytest.fixture()
+def hub() -> Iterator[str]:
+    """A stand-in for the hub on 127.0.0.1 (it answers, so there is "network"); no test contacts the internet."""
+    with ScriptedOpenAI(lambda request: "unused") as server:
+        yield server.base_url
 
 
-def test_a_hub_name_that_is_not_cached_is_refused_offline(tmp_path: Path) -> None:
+def test_an_uncached_hub_name_is_left_to_a_hub_that_answers(tmp_path: Path, hub: str) -> None:
     config = write_config(tmp_path, model={"path": "nobody/not-a-cached-model"})
-    result = run_cli("train", "--config", str(config), "--dry-run", env={"HF_HUB_OFFLINE": "1"})
+    result = run_cli("train", "--config", str(config), "--dry-run", env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub})
+    assert result.returncode == 0, result.stderr
+
+
+# free_port(): a 127.0.0.1 port nothing listens on
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}])
+def test_an_uncached_hub_name_is_refused_offline_or_when_the_hub_does_not_answer(tmp_path: Path, env: dict[str, str]) -> None:
+    config = write_config(tmp_path, model={"path": "nobody/not-a-cached-model"})
+    started = time.monotonic()
+    result = run_cli("train", "--config", str(config), "--dry-run", env=env)
     assert_one_line(result, "model.path: no such folder 'nobody/not-a-cached-model' (and no network to fetch a hub model)")
+    assert time.monotonic() - started < 30  # one short probe, not the hub's minute of retries
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the Python trainers need torch")
+def test_the_python_api_refuses_the_same_model_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentlightning as agl
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.chdir(tmp_path)
+    trainer = agl.GRPOTrainer(config=agl.RLConfig(model="nobody/not-a-cached-model"), store="memory://")
+    with pytest.raises(ValueError) as raised:
+        trainer.train(lambda task, resources: 1.0)
+    assert str(raised.value) == "RLConfig.model: no such folder 'nobody/not-a-cached-model' (and no network to fetch a hub model)"
+    assert not list(tmp_path.iterdir())  # no run folder, nothing loaded
 
 
 def test_dry_run_prints_resolved_values(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from agl_core.cli.config import Config, ConfigError
+from agl_core.cli.config import Config, ConfigError, check_model_path
 from agl_core.paths import default_run_dir
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm, fit
@@ -80,8 +80,10 @@ class _Trainer:
 
         ``eval_tasks=["sql-generation"]`` evaluates on that set's eval split (and, with no
         `train_tasks`, trains on its train split); an unknown name is a `ValueError` listing the
-        known sets (before anything is loaded).
+        known sets (before anything is loaded), and so is a model that is neither a folder, ``tiny``,
+        a cached hub name nor one the hub can be reached for.
         """
+        check_model_path(self.config.model, f"{type(self.config).__name__}.model")
         if train_tasks is None:
             train_tasks = named_sets(eval_tasks) or "math"
             if eval_tasks is None:
