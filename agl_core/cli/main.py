@@ -47,7 +47,7 @@ def main() -> None:
     \b
     Environment:
       AGL_HOME             runs, logs and the default store (default ~/.agent-lightning)
-      AGL_STORAGE          the default store URL
+      AGL_STORAGE          the default store URL, or object storage for run folders (s3://bucket/prefix)
       AGL_STORE_TOKEN      collector: the token clients send (required beyond loopback)
       AGL_DASHBOARD_TOKEN  dashboard: the token browsers send (required beyond loopback)
       AGL_SERVE_API_KEY    serve: the API key clients send (required beyond loopback)
@@ -121,7 +121,10 @@ def train(config_path: str, overrides: tuple[str, ...], store: str | None, resum
         check_storage()  # AGL_STORAGE=s3://…: a missing or refused bucket is one line, before anything runs
     except (ConfigError, StorageError) as exc:
         _fail(str(exc))
-    summary = fit(algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers)
+    try:
+        summary = fit(algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers)
+    except ConfigError as exc:  # found once running, e.g. an endpoint no call can succeed against
+        _fail(str(exc))
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -143,13 +146,14 @@ def eval_(config_path: str, checkpoint: str | None, overrides: tuple[str, ...], 
 
     from agl_core.cli.config import ConfigError
     from agl_core.cli.evaluate import evaluate_config
+    from agl_core.training.run_mirror import StorageError
     from agl_core.training.runs import run_folder
 
     config, lstore = _prepare(config_path, overrides, store, verbose)
     try:
-        checkpoint = str(run_folder(checkpoint, lstore)) if checkpoint else None
+        checkpoint = str(run_folder(checkpoint, lstore)) if checkpoint else None  # fetched from AGL_STORAGE=s3://… if only there
         rows = evaluate_config(config, lstore, checkpoint=checkpoint)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, StorageError) as exc:
         _fail(str(exc))
     table = Table(title="evaluation")
     for col in ("task set", "n", "mean reward", "success rate"):
@@ -216,6 +220,7 @@ def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> 
     from agl_core.cli.launch import dependency_missing
     from agl_core.plugins.manager import merged
     from agl_core.store import LightningStore
+    from agl_core.training.run_mirror import StorageError
 
     exporters = merged("agl_exporters")
     if fmt not in exporters:
@@ -226,7 +231,7 @@ def export(run: str, fmt: str, out: str, checkpoint: str, store: str | None) -> 
         if not dependency_missing(exc):
             raise
         _fail(f"export format {fmt!r} needs {exc.name!r}, which is not installed")
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, StorageError) as exc:  # a run only in AGL_STORAGE=s3://… is fetched first
         _fail(str(exc))
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["APO", "APOConfig", "LLMError", "TextLLM"]
+__all__ = ["APO", "APOConfig", "EndpointError", "LLMError", "TextLLM"]
 
-_WHERE = {"APO": "agl_apo.algorithm", "APOConfig": "agl_apo.config", "LLMError": "agl_apo.llm", "TextLLM": "agl_apo.llm"}
+_WHERE = {"APO": "agl_apo.algorithm", "APOConfig": "agl_apo.config", "EndpointError": "agl_apo.llm", "LLMError": "agl_apo.llm", "TextLLM": "agl_apo.llm"}
 
 
 def __getattr__(name: str) -> Any:

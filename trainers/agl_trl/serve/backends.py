@@ -64,7 +64,9 @@ class LocalBackend:
             raise BadRequest(f"token ids outside the vocabulary (0..{vocabulary - 1}): {unknown[:5]}", "prompt")
         room = self.engine.context_length - len(prompt)
         if room < 1:
-            raise BadRequest(f"the prompt has {len(prompt)} tokens; the model's context is {self.engine.context_length}")
+            context = self.engine.context_length
+            where = "messages" if req.kind == "chat" else "prompt"
+            raise BadRequest(f"the prompt has {len(prompt)} tokens; the model's context is {context}", where, "context_length_exceeded")
         wanted = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
         params = SamplingParams(
             max_tokens=min(wanted, room),

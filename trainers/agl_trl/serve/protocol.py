@@ -25,12 +25,14 @@ COMPLETION_KEYS = _COMMON | _IGNORED | {"prompt", "echo", "suffix"}
 class BadRequest(ValueError):
     """A request we refuse with HTTP 400; the message says what to fix."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+        #: OpenAI's machine-readable error code where there is one (``context_length_exceeded``).
+        self.code = code
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": str(self), "type": "invalid_request_error", "param": self.param, "code": None}}
+        return {"error": {"message": str(self), "type": "invalid_request_error", "param": self.param, "code": self.code}}
 
 
 @dataclass
