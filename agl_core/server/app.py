@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from agl_core.server import otlp
 from agl_core.server.access import BearerTokenMiddleware, check_bind
+from agl_core.server.limits import MAX_BODY_BYTES, LimitError, read_body
 from agl_core.server.store_api import store_routes
 from agl_core.store.base import LightningStore
 from agl_core.store.http_client import TOKEN_ENV, HttpStore
@@ -31,24 +32,14 @@ from agl_core.store.http_client import TOKEN_ENV, HttpStore
 log = logging.getLogger("agentlightning.collector")
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise otlp.OtlpError(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise otlp.OtlpError(413, f"body is over the {max_bytes}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _ingest(store: LightningStore, body: bytes, kind: str, encoding: str | None, max_bytes: int) -> bytes:
     request = otlp.decode_request(otlp.decompress(body, encoding, max_bytes), kind)
     decoded = otlp.spans_from_request(request)
     if decoded.spans:
-        store.add_spans(decoded.spans)
+        try:
+            store.add_spans(decoded.spans)
+        except (ValueError, TypeError) as exc:  # a span the store's rules refuse (a reward that is no number)
+            raise otlp.OtlpError(400, f"spans refused by the store: {exc}") from None
     message = ""
     if decoded.rejected:
         message = f"{decoded.rejected} span(s) rejected: " + "; ".join(decoded.errors)
@@ -62,10 +53,10 @@ async def traces_endpoint(request: Request) -> Response:
     kind = None
     try:
         kind = otlp.media_type(request.headers.get("content-type"))
-        body = await _read_body(request, max_bytes)
+        body = await read_body(request, max_bytes)
         encoding = request.headers.get("content-encoding")
         answer = await run_in_threadpool(_ingest, store, body, kind, encoding, max_bytes)
-    except otlp.OtlpError as exc:
+    except (otlp.OtlpError, LimitError) as exc:
         content, media = otlp.encode_error(kind, exc.status, exc.message)
         return Response(content, status_code=exc.status, media_type=media)
     except ClientDisconnect:
@@ -78,7 +69,7 @@ async def health(request: Request) -> Response:
 
 
 def create_app(
-    store: LightningStore, *, max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES, token: str | None = None
+    store: LightningStore, *, max_body_bytes: int = MAX_BODY_BYTES, token: str | None = None
 ) -> Starlette:
     """The store server's ASGI app, serving ``store``; with a `token`, requests must present it."""
     app = Starlette(
@@ -101,7 +92,7 @@ def serve_collector(
     port: int = 4318,
     store_url: str | None = None,
     *,
-    max_body_bytes: int = otlp.DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int = MAX_BODY_BYTES,
     grpc_port: int | None = None,
     token: str | None = None,
     verbose: bool = False,

@@ -11,6 +11,7 @@ from concurrent import futures
 
 from agl_core.server import otlp
 from agl_core.server.access import bearer, token_matches
+from agl_core.server.limits import MAX_BODY_BYTES, LimitError
 from agl_core.store.base import LightningStore
 
 log = logging.getLogger("agentlightning.collector")
@@ -37,9 +38,14 @@ def start_grpc_receiver(
             if token is not None:
                 if not token_matches(bearer(dict(context.invocation_metadata())), token):  # gRPC keys are lower case
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, "this store server needs its token (AGL_STORE_TOKEN)")
-            decoded = otlp.spans_from_request(request)
-            if decoded.spans:
-                store.add_spans(decoded.spans)
+            try:
+                decoded = otlp.spans_from_request(request)
+                if decoded.spans:
+                    store.add_spans(decoded.spans)
+            except LimitError as exc:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message)
+            except (ValueError, TypeError) as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"spans refused by the store: {exc}")
             response = pb.ExportTraceServiceResponse()
             if decoded.rejected:
                 response.partial_success.rejected_spans = decoded.rejected
@@ -47,7 +53,8 @@ def start_grpc_receiver(
                 log.warning("OTLP/gRPC: %d span(s) rejected", decoded.rejected)
             return response
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    size = [("grpc.max_receive_message_length", MAX_BODY_BYTES)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=size)
     pb_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:

@@ -9,6 +9,7 @@ which of its values is set, which `_any_value` handles.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import zlib
@@ -19,13 +20,12 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
 from opentelemetry.proto_json.collector.trace.v1 import trace_service as pj
 
+from agl_core.server.limits import LimitError, check_attributes, check_span_count, parse_json
 from agl_core.tracing.convert import rollout_ids
 from agl_core.types import Span, SpanEvent, SpanStatus, StatusCode
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-#: Largest decompressed body accepted (bytes); bigger ones get 413.
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _STATUS_CODES: dict[int, StatusCode] = {0: "UNSET", 1: "OK", 2: "ERROR"}
 # Fields of AnyValue in the order proto-json decodes them; the first one set is the value.
@@ -58,7 +58,7 @@ def media_type(content_type: str | None) -> str:
     if kind == JSON:
         return JSON
     raise OtlpError(
-        415, f"unsupported content type {content_type!r}: send {PROTOBUF} or {JSON} to /v1/traces"
+        415, f"unsupported content type {(content_type or '')[:100]!r}: send {PROTOBUF} or {JSON} to /v1/traces"
     )
 
 
@@ -68,7 +68,7 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     if encoding == "identity":
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise OtlpError(415, f"unsupported content encoding {encoding!r}: use gzip, deflate or none")
+        raise OtlpError(415, f"unsupported content encoding {encoding[:50]!r}: use gzip, deflate or none")
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # accepts gzip and zlib headers
     try:
         out = inflater.decompress(body, max_bytes + 1)
@@ -91,8 +91,10 @@ def decode_request(body: bytes, kind: str) -> Any:
             raise OtlpError(400, f"body is not an OTLP ExportTraceServiceRequest (protobuf): {exc}") from None
         return request
     try:
-        return pj.ExportTraceServiceRequest.from_json(body)
-    except (ValueError, TypeError, AttributeError) as exc:
+        return pj.ExportTraceServiceRequest.from_dict(parse_json(body))
+    except LimitError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, binascii.Error) as exc:
         raise OtlpError(400, f"body is not an OTLP ExportTraceServiceRequest (JSON): {exc}") from None
 
 
@@ -174,7 +176,12 @@ class DecodedSpans:
 
 
 def spans_from_request(request: Any) -> DecodedSpans:
-    """Every span of the request as a `Span`; malformed spans are counted, not raised."""
+    """Every span of the request as a `Span`; malformed spans are counted, not raised.
+
+    A request beyond `agl_core.server.limits` (too many spans, an attribute too large) raises
+    `LimitError` (413): nothing of it is stored.
+    """
+    check_span_count(sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans))
     out = DecodedSpans()
     for resource_spans in request.resource_spans:
         res = resource_spans.resource
@@ -186,7 +193,8 @@ def spans_from_request(request: Any) -> DecodedSpans:
                 except ValueError as exc:
                     out.rejected += 1
                     if len(out.errors) < 5:
-                        out.errors.append(f"span {otlp.name!r}: {exc}")
+                        out.errors.append(f"span {otlp.name[:100]!r}: {exc}")
+    check_attributes(out.spans)
     return out
 
 

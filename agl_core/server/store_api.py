@@ -5,7 +5,10 @@ One route per `store_method` of `LightningStore` (`store_routes`); any other met
 Arguments arrive as JSON; those whose annotation (on `LightningStore`) holds a pydantic model
 (spans, resources, runs) are validated back into it. Results go out as JSON
 (``{"result": ...}``); errors as ``{"error": <exception type>, "message": ...}`` with 400 for
-bad arguments, 404 for an unknown method and 409 for a `StoreError`.
+bad arguments, 404 for an unknown method, 409 for a `StoreError` and 413 beyond a size limit
+(`agl_core.server.limits`). Every argument is checked against its annotation before the store
+sees it; integers must fit 64 bits and pages (``limit``, ``offset``) cannot be negative; one
+``wait_for_rollouts`` call waits at most `MAX_WAIT_S` (`HttpStore` long-polls in shorter waits).
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agl_core.server.limits import LimitError, check_attributes, check_span_count, parse_json, read_body
 from agl_core.store.base import LightningStore, StoreError, store_methods
+from agl_core.types import Span
+
+#: Longest wait of one ``wait_for_rollouts`` request (seconds).
+MAX_WAIT_S = 60.0
+_INT64 = 2**63
 
 
 def _holds_model(annotation: Any) -> bool:
@@ -32,10 +41,10 @@ def _holds_model(annotation: Any) -> bool:
 
 
 @functools.cache
-def argument_adapters(method: str) -> dict[str, TypeAdapter]:
-    """Validators for the arguments of ``method`` that carry pydantic models."""
+def argument_adapters(method: str) -> dict[str, tuple[TypeAdapter, bool]]:
+    """A validator for each argument of ``method``, and whether it builds pydantic models."""
     hints = typing.get_type_hints(getattr(LightningStore, method))
-    return {name: TypeAdapter(hint) for name, hint in hints.items() if name != "return" and _holds_model(hint)}
+    return {name: (TypeAdapter(hint), _holds_model(hint)) for name, hint in hints.items() if name != "return"}
 
 
 @functools.cache
@@ -44,14 +53,55 @@ def _parameters(method: str) -> frozenset[str]:
     return frozenset(inspect.signature(getattr(LightningStore, method)).parameters) - {"self"}
 
 
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3]]
+        text = "; ".join(problems)
+    else:
+        text = str(exc)
+    return " ".join(text.split())[:1000]  # one line, whatever the exception said
+
+
 def _error(status: int, exc: BaseException) -> JSONResponse:
-    return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
+    return JSONResponse({"error": type(exc).__name__, "message": _message(exc)}, status_code=status)
+
+
+def _check_bounds(method: str, kwargs: dict[str, Any]) -> None:
+    for name, value in kwargs.items():
+        if isinstance(value, int) and not -_INT64 <= value < _INT64:
+            raise ValueError(f"{name} does not fit 64 bits")
+        if name in ("limit", "offset") and isinstance(value, int) and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    if method == "wait_for_rollouts":
+        timeout, poll_s = kwargs.get("timeout"), kwargs.get("poll_s", 0.05)
+        if timeout is None or not 0 <= timeout <= MAX_WAIT_S:
+            raise ValueError(f"timeout must be between 0 and {MAX_WAIT_S} seconds per request, got {timeout}")
+        if not 0.001 <= poll_s <= MAX_WAIT_S:
+            raise ValueError(f"poll_s must be between 0.001 and {MAX_WAIT_S} seconds, got {poll_s}")
 
 
 def call_store(store: LightningStore, method: str, kwargs: dict[str, Any]) -> Any:
-    """Run one store method with JSON arguments; returns the JSON-ready result."""
+    """Run one store method with JSON arguments; returns the JSON-ready result.
+
+    Arguments that hold models are validated into them; the others are only checked (strictly:
+    no ``"5"`` for an int) and passed on as they came.
+    """
     adapters = argument_adapters(method)
-    args = {k: (adapters[k].validate_python(v) if k in adapters else v) for k, v in kwargs.items()}
+    args = {}
+    for name, value in kwargs.items():
+        adapter, builds_models = adapters.get(name, (None, False))
+        if adapter is None:
+            args[name] = value
+        else:
+            try:
+                validated = adapter.validate_python(value, strict=not builds_models)
+            except ValidationError as exc:
+                raise ValueError(f"argument {name!r}: {_message(exc)}") from None
+            args[name] = validated if builds_models else value
+    _check_bounds(method, args)
+    if method == "add_spans":
+        check_span_count(len(args.get("spans") or ()))
+        check_attributes(typing.cast(list[Span], args.get("spans") or []))
     return to_jsonable_python(getattr(store, method)(**args))
 
 
@@ -76,8 +126,10 @@ def store_routes() -> list[Route]:
 async def _serve(request: Request, method: str) -> Response:
     store: LightningStore = request.app.state.store
     try:
-        body = await request.body()
-        kwargs = (await request.json()) if body else {}
+        body = await read_body(request)
+        kwargs = parse_json(body) if body else {}
+    except LimitError as exc:
+        return _error(exc.status, exc)
     except ValueError as exc:
         return _error(400, ValueError(f"request body is not JSON: {exc}"))
     if not isinstance(kwargs, dict):
@@ -89,6 +141,8 @@ async def _serve(request: Request, method: str) -> Response:
         result = await run_in_threadpool(call_store, store, method, kwargs)
     except StoreError as exc:
         return _error(409, exc)
+    except LimitError as exc:
+        return _error(exc.status, exc)
     except (ValueError, TypeError, ValidationError) as exc:
         return _error(400, exc)
     return JSONResponse({"result": result})
