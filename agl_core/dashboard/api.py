@@ -7,6 +7,7 @@ remote store server) can be watched. Store calls are blocking; each handler runs
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -17,12 +18,16 @@ from starlette.routing import Route
 
 from agl_core.dashboard import views
 from agl_core.store import LightningStore
-from agl_core.training.runs import run_id_of
+from agl_core.training.run_mirror import RunMirror
+from agl_core.training.runs import run_id_of, stored_runs
+from agl_core.types import MetricRecord, Run
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_SPAN_LIMIT = 2000
 ROLLOUT_STATUSES = ("queuing", "running", "succeeded", "failed", "cancelled", "requeuing")
+#: How long the runs read from ``AGL_STORAGE``'s object storage are reused before it is read again.
+STORAGE_TTL_S = 15.0
 
 
 def _int_param(request: Request, name: str, default: int, *, lo: int, hi: int) -> int:
@@ -57,6 +62,9 @@ class DashboardApi:
 
     def __init__(self, store: LightningStore):
         self.store = store
+        self.storage = RunMirror.from_env()  # AGL_STORAGE=s3://…: the runs there are listed too
+        self._stored: dict[str, tuple[Run, list[MetricRecord]]] = {}
+        self._stored_at = -STORAGE_TTL_S
 
     def routes(self) -> list[Route]:
         def get(path: str, compute: Callable[[Request], Any]) -> Route:
@@ -81,7 +89,7 @@ class DashboardApi:
         latest = self.store.get_latest_resources()
         return {
             "store": self.store.url,
-            "runs": len(self.store.query_runs()),
+            "runs": len(self.store.query_runs()) + len(self._elsewhere()),
             "rollouts": {status: self.store.count_rollouts(status) for status in ROLLOUT_STATUSES},
             "spans": self.store.count_spans(),
             "resources_versions": latest.version if latest else 0,
@@ -89,15 +97,35 @@ class DashboardApi:
 
     # --- runs ------------------------------------------------------------------------------------------
     def runs(self, request: Request) -> dict[str, Any]:
+        """The store's runs, newest first, then those only in object storage."""
         limit, offset = _page(request)
-        runs = self.store.query_runs(limit=limit, offset=offset)
-        items = [views.run_summary(run, self.store.query_metrics(run.run_id)) for run in runs]
-        # Runs are few (one per training job), so counting them by listing their ids is cheap.
-        return _paged(items, len(self.store.query_runs()), limit, offset)
+        # Runs are few (one per training job), so listing them all to page here is cheap.
+        runs = self.store.query_runs() + [run for run, _ in self._elsewhere().values()]
+        items = [views.run_summary(run, self._metrics(run)) for run in runs[offset : offset + limit]]
+        return _paged(items, len(runs), limit, offset)
+
+    def _elsewhere(self) -> dict[str, tuple[Run, list[MetricRecord]]]:
+        """Runs in ``AGL_STORAGE``'s object storage that the store does not hold, by id, with their
+        metrics (`stored_runs`); storage is read at most every `STORAGE_TTL_S`."""
+        if self.storage is None:
+            return {}
+        if time.monotonic() - self._stored_at > STORAGE_TTL_S:
+            self._stored = {run.run_id: (run, records) for run, records in stored_runs(self.storage)}
+            self._stored_at = time.monotonic()
+        return {run_id: pair for run_id, pair in self._stored.items() if self.store.get_run(run_id) is None}
+
+    def _metrics(self, run: Run) -> list[MetricRecord]:
+        stored = self._elsewhere().get(run.run_id)
+        return stored[1] if stored else self.store.query_metrics(run.run_id)
 
     def _get_run(self, request: Request):
-        """The run a path names: its id, or its folder's name under ``$AGL_HOME/runs`` (`find_run`)."""
+        """The run a path names: its id, or its folder's name under ``$AGL_HOME/runs`` (`find_run`)
+        or in object storage (read there, never fetched)."""
         name = request.path_params["run_id"]
+        self._elsewhere()  # storage read afresh when due
+        for stored, _ in self._stored.values():  # matched here, so that `find_run` never fetches a run for a page
+            if name in (stored.run_id, (stored.output_dir or "").rsplit("/", 1)[-1]):
+                return self.store.get_run(stored.run_id) or stored
         try:
             run = self.store.get_run(run_id_of(name, self.store))
         except FileNotFoundError:
@@ -108,7 +136,7 @@ class DashboardApi:
 
     def run(self, request: Request) -> dict[str, Any]:
         run = self._get_run(request)
-        summary = views.run_summary(run, self.store.query_metrics(run.run_id))
+        summary = views.run_summary(run, self._metrics(run))
         return {**summary, "config": run.config, "rollouts": self.store.count_rollouts(run_id=run.run_id)}
 
     def metrics(self, request: Request) -> dict[str, Any]:
@@ -119,7 +147,7 @@ class DashboardApi:
         """
         run = self._get_run(request)
         since = _int_param(request, "since_step", 0, lo=-(2**31), hi=2**31)
-        records = [r for r in self.store.query_metrics(run.run_id) if r.step >= since]
+        records = [r for r in self._metrics(run) if r.step >= since]
         return {
             "run_id": run.run_id,
             "status": run.status,

@@ -5,8 +5,10 @@ goes to ``<prefix>/runs/<folder name>/`` too: ``run.json``, ``metrics.jsonl``, `
 ``training.log`` and each checkpoint, with a snapshot of the store (SQLite's backup API) taken at
 that checkpoint as ``store.db`` beside its files. A checkpoint counts remotely only once its marker
 ``checkpoints/step-N.done`` (the list of its files) is written, last, after every file is up; a
-half-uploaded checkpoint is never the latest. Each upload is retried. A fresh machine resuming a run
-downloads the run files and the latest committed checkpoint into the local folder first.
+half-uploaded checkpoint is never the latest. Each upload is retried. A pruned checkpoint is deleted
+there too, marker first. A fresh machine resuming a run downloads the run files and its committed
+checkpoints into the local folder first; ``export --run`` and ``eval --checkpoint`` fetch a run found
+only there the same way (`agl_core.training.runs`), and the dashboard lists the runs it holds.
 
 Standard cloud settings apply (for S3: ``AWS_ENDPOINT_URL``, the credentials chain); s3fs comes
 with ``pip install agentlightning[s3]``.
@@ -112,23 +114,76 @@ class RunMirror:
         return sorted(int(m[1]) for n in names if (m := _MARKER.match(n)))
 
     def restore(self, folder: Path, local_step: int | None) -> int | None:
-        """Bring the run's files and its latest committed checkpoint into `folder` when storage holds
-        a later one than `local_step`; returns the step restored (None when nothing was newer)."""
+        """`fetch` the run into `folder` when storage holds a later checkpoint than `local_step` (None:
+        the folder holds none); returns that latest step (None when nothing was newer)."""
         steps = self.committed_steps(folder)
         if not steps or (local_step is not None and steps[-1] <= local_step):
             return None
-        step, key = steps[-1], self.run_key(folder)
+        self.fetch(folder)
+        log.info("restored %s (checkpoints up to step-%d) from %s", folder, steps[-1], self.url)
+        return steps[-1]
+
+    def fetch(self, folder: Path, into: Path | None = None) -> list[int]:
+        """Download the run of `folder` (its name names it in storage) into `into` (default: `folder`):
+        its files, then every committed checkpoint missing there, each complete locally only once all
+        its files are in. Local and remote then hold the same checkpoints, so pruning one prunes both.
+        Returns the committed steps."""
+        target, key = into or folder, self.run_key(folder)
+        target.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
             if self.fs.exists(f"{key}/{name}"):
-                self._get(f"{key}/{name}", folder / name)
-        marker = json.loads(self._retry(lambda: self.fs.cat_file(f"{key}/checkpoints/step-{step}.done")))
+                self._get(f"{key}/{name}", target / name)
+        steps = self.committed_steps(folder)
+        for step in steps:
+            if not (target / "checkpoints" / f"step-{step}").is_dir():
+                self._get_checkpoint(key, step, target)
+        return steps
+
+    def _get_checkpoint(self, key: str, step: int, folder: Path) -> None:
+        base = f"{key}/checkpoints"
+        marker = json.loads(self._retry(lambda: self.fs.cat_file(f"{base}/step-{step}.done")))
         staging = folder / "checkpoints" / f"step-{step}.tmp"
         for name in marker["files"]:
             if name != SNAPSHOT:
-                self._get(f"{key}/checkpoints/step-{step}/{name}", staging / name)
-        staging.rename(staging.with_name(f"step-{step}"))  # complete locally only once every file is in
-        log.info("restored %s/checkpoints/step-%d from %s", folder, step, self.url)
-        return step
+                self._get(f"{base}/step-{step}/{name}", staging / name)
+        staging.rename(staging.with_name(f"step-{step}"))
+
+    def run_names(self) -> list[str]:
+        """The folder names of the runs in storage."""
+        self.fs.invalidate_cache()
+        try:
+            entries = self.fs.ls(f"{self.root}/runs", detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
+
+    def read_text(self, run: str, name: str) -> str | None:
+        """The run file `name` (e.g. ``metrics.jsonl``) of the run in folder `run`; None when absent."""
+        try:
+            return self._retry(lambda: self.fs.cat_file(f"{self.root}/runs/{run}/{name}")).decode()
+        except FileNotFoundError:
+            return None
+
+    def modified(self, run: str, name: str) -> float | None:
+        """When the run file was last written (seconds since the epoch); None when unknown."""
+        try:
+            return float(self.fs.modified(f"{self.root}/runs/{run}/{name}").timestamp())
+        except (FileNotFoundError, NotImplementedError):
+            return None
+
+    # --- deleting ----------------------------------------------------------------------------------
+    def delete_checkpoint(self, checkpoint: Path) -> None:
+        """Drop `checkpoint` (``<run>/checkpoints/step-N``) from storage, its marker first: a reader
+        sees it committed and whole, or not at all."""
+        base = f"{self.run_key(checkpoint.parent.parent)}/checkpoints/{checkpoint.name}"
+        try:
+            self._retry(lambda: self.fs.rm_file(f"{base}.done"))
+        except FileNotFoundError:
+            pass  # never committed, or already uncommitted: the files below may remain
+        try:
+            self._retry(lambda: self.fs.rm(base, recursive=True))
+        except FileNotFoundError:
+            pass
 
     # --- transfers, retried ------------------------------------------------------------------------
     def _put(self, local: Path, key: str) -> None:

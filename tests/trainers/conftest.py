@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 import torch
@@ -45,3 +46,25 @@ def server(tiny, store):
     model, tokenizer = tiny
     with ModelServer(model, tokenizer, model_name="policy", store=store, policy_version=3) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A real S3-compatible server (moto) on 127.0.0.1 for the module's tests."""
+    from tests.trainers.moto_s3 import moto_endpoint
+
+    with moto_endpoint() as url:
+        yield url
+
+
+@pytest.fixture()
+def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A boto3 client with the bucket ``runs-bucket``; this process's AWS settings point at moto."""
+    import boto3
+
+    from tests.trainers.moto_s3 import aws_env
+
+    for key, value in aws_env(moto_url).items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3").create_bucket(Bucket="runs-bucket")
+    return boto3.client("s3")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 pytest.importorskip("s3fs", reason="needs agentlightning[s3] (s3fs)")
-moto_server = pytest.importorskip("moto.server", reason="needs moto[server]")
+pytest.importorskip("moto.server", reason="needs moto[server]")
 
 import agentlightning as agl  # noqa: E402
 from agl_core.paths import default_store_url  # noqa: E402
@@ -22,31 +22,13 @@ from tests.trainers.rl_fixtures import rl_config  # noqa: E402
 from tests.trainers.test_resume import TASKS, agent, weights  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture()
-def s3(endpoint, monkeypatch):
-    """A fresh bucket; AWS settings pointing at the moto server."""
-    import boto3
-
-    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3").create_bucket(Bucket="runs-bucket")
-    yield boto3.client("s3")
-
-
-def train(policy: Path, home: Path, episodes: int, resume: bool, monkeypatch) -> dict:
+def train(policy: Path, home: Path, episodes: int, resume: bool, monkeypatch, **overrides) -> dict:
+    """GRPO on `policy` into the default run folder under `home` (``agent-grpo``), checkpointing each step."""
     monkeypatch.setenv("AGL_HOME", str(home))
     store = agl.LightningStore(default_store_url())  # the embedded SQLite under this AGL_HOME
     agl.configure(store=store)
-    config = dataclasses.replace(rl_config(policy, Path(), episodes=episodes, checkpoint_every=1, seed=7, group_size=4), output_dir=None)
+    config = rl_config(policy, Path(), episodes=episodes, checkpoint_every=1, seed=7, group_size=4, **overrides)
+    config = dataclasses.replace(config, output_dir=None)
     algorithm = RLAlgorithm(config, resume=resume)
     return fit(algorithm, agent, store, TASKS, [], n_workers=1)
 

@@ -203,24 +203,28 @@ class ProgressBar(TrainerCallback):
 
 
 class SaveTotalLimit(TrainerCallback):
-    """Keep the newest `limit` checkpoints and the best-scored one (TRL's ``save_total_limit``).
+    """Keep the newest `limit` checkpoints and the best-scored one (TRL's ``save_total_limit``),
+    locally and, with `mirror`, in object storage (uploaded in ``on_log``, before this).
 
     It prunes at the end of a step, once the step's metrics (the held-out score that names the
     best checkpoint) are in ``metrics.jsonl``."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, mirror: RunMirror | None = None) -> None:
+        self.limit, self.mirror = limit, mirror
 
     def on_step_end(self, state: TrainerState) -> None:
-        prune_checkpoints(state.output_dir, self.limit)
+        for pruned in prune_checkpoints(state.output_dir, self.limit):
+            if self.mirror is not None:
+                self.mirror.delete_checkpoint(pruned)
 
 
 def default_callbacks(store: LightningStore, save_total_limit: int | None) -> Callbacks:
     """What every run reports: store, ``metrics.jsonl``, the step lines, ``training.log``, progress, pruning."""
     callbacks: list[TrainerCallback] = [StoreMetrics(store), MetricsFile(), StepLog(), TrainingLogFile(), ProgressBar()]
+    mirror = RunMirror.from_env()
     if save_total_limit:
-        callbacks.append(SaveTotalLimit(save_total_limit))
-    if (mirror := RunMirror.from_env()) is not None:
+        callbacks.append(SaveTotalLimit(save_total_limit, mirror))
+    if mirror is not None:
         callbacks.append(MirrorRun(mirror, store))
     return Callbacks(callbacks)
 
