@@ -17,6 +17,7 @@ import os
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -64,6 +65,12 @@ async def traces_endpoint(request: Request) -> Response:
     return Response(answer, media_type=kind)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing's own refusals (no such path, wrong method) as JSON, like every other answer."""
+    assert isinstance(exc, HTTPException)  # registered for HTTPException only
+    return JSONResponse({"error": "HTTPException", "message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "store": type(request.app.state.store).__name__})
 
@@ -81,6 +88,7 @@ def create_app(
         middleware=[Middleware(BearerTokenMiddleware, token=token, hint=f"this store server needs its token ({TOKEN_ENV})")]
         if token
         else [],
+        exception_handlers={HTTPException: _http_error},
     )
     app.state.store = store
     app.state.max_body_bytes = max_body_bytes

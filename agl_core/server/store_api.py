@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
@@ -31,6 +31,8 @@ from agl_core.types import Span
 
 #: Longest wait of one ``wait_for_rollouts`` request (seconds).
 MAX_WAIT_S = 60.0
+# Arguments the store checks itself, so every backend refuses them in the same words.
+_CHECKED_BY_THE_STORE = frozenset({"reward"})
 _INT64 = 2**63
 
 
@@ -90,11 +92,13 @@ def call_store(store: LightningStore, method: str, kwargs: dict[str, Any]) -> An
     args = {}
     for name, value in kwargs.items():
         adapter, builds_models = adapters.get(name, (None, False))
-        if adapter is None:
+        if adapter is None or name in _CHECKED_BY_THE_STORE:
             args[name] = value
         else:
             try:
                 validated = adapter.validate_python(value, strict=not builds_models)
+                if isinstance(validated, Iterator):  # an Iterable[...] validates its items as they are read
+                    validated = list(validated)
             except ValidationError as exc:
                 raise ValueError(f"argument {name!r}: {_message(exc)}") from None
             args[name] = validated if builds_models else value

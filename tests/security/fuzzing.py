@@ -4,6 +4,7 @@ protobuf request, a ``google.rpc.Status``); `TALLY` counts requests per server f
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,6 +19,12 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )
+
+
+def examples(n: int) -> int:
+    """`n` examples, times ``AGL_FUZZ_SCALE`` (default 1: the whole fuzz suite in well under 90 s on
+    two cores; ``AGL_FUZZ_SCALE=4`` is the long run of more than 10,000 requests)."""
+    return max(1, round(n * float(os.environ.get("AGL_FUZZ_SCALE", "1"))))
 
 
 @dataclass

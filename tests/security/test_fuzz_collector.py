@@ -20,7 +20,7 @@ from agl_core.server import BackgroundCollector
 from agl_core.server.app import create_app
 from agl_core.server.limits import MAX_ATTRIBUTE_CHARS, MAX_SPANS_PER_REQUEST
 from agl_core.store import LightningStore
-from tests.security.fuzzing import FUZZ, check_answer
+from tests.security.fuzzing import FUZZ, check_answer, examples
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 CONTENT_TYPES = [PROTOBUF, JSON, "application/protobuf", "application/json; charset=utf-8", "text/plain", "", None]
@@ -80,7 +80,7 @@ def _still_stores_a_valid_export(client, store) -> None:
     assert response.status_code == 200 and store.count_spans("ro-fuzz") == before + 2
 
 
-@settings(FUZZ, max_examples=600)
+@settings(FUZZ, max_examples=examples(400))
 @given(
     cut=st.integers(0, len(VALID)),
     flips=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 7)), max_size=6),
@@ -134,14 +134,14 @@ _OTLP_JSON = st.builds(
 )
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(300))
 @given(value=st.one_of(_OTLP_JSON, _json_values()), encoding=st.sampled_from([None, "gzip", "deflate"]))
 def test_random_json_bodies(client, store, value, encoding):
     body = json.dumps(value).encode()
     _post(client, _encode(body, encoding, True), JSON, encoding)
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(300))
 @given(body=st.binary(max_size=300), content_type=st.sampled_from(CONTENT_TYPES), encoding=st.sampled_from(ENCODINGS))
 def test_random_bytes_and_invalid_utf8(client, store, body, content_type, encoding):
     _post(client, body, content_type, encoding)
