@@ -1,7 +1,7 @@
 """A Microsoft Agent Framework calculator agent, traced into Agent Lightning's store unchanged.
 
     OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=... MODEL=gpt-4o-mini \
-        python examples/agent_framework/calculator.py "What is 17 * 23?"
+        .venv/bin/python -m examples.agent_framework.calculator "What is 17 * 23?" 391
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def build_agent() -> Agent:
 
 
 async def main(question: str, expected: str) -> None:
-    agl.instrument()
+    agl.instrument(["agent_framework", "openai"])  # the plugins this agent uses (no argument: every installed one)
     async with agl.tracer.trace("calculator", question) as run:
         answer = (await build_agent().run(question)).text
         agl.emit_reward(1.0 if expected in answer else 0.0)

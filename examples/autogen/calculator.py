@@ -1,7 +1,7 @@
 """An AutoGen calculator agent, traced into Agent Lightning's store with no change to the agent.
 
     OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=... MODEL=gpt-4o-mini \
-        python examples/autogen/calculator.py "What is 17 * 23?"
+        .venv/bin/python -m examples.autogen.calculator "What is 17 * 23?" 391
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def build_agent() -> AssistantAgent:
 
 
 async def main(question: str, expected: str) -> None:
-    agl.instrument()
+    agl.instrument(["autogen", "openai"])  # the plugins this agent uses (no argument: every installed one)
     async with agl.tracer.trace("calculator", question) as run:
         result = await build_agent().run(task=question)
         answer = str(result.messages[-1].content)

@@ -1,7 +1,7 @@
 """A CrewAI calculator crew, traced into Agent Lightning's store with no change to the crew.
 
     OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=... MODEL=gpt-4o-mini \
-        python examples/crewai/calculator.py "What is 17 * 23?"
+        .venv/bin/python -m examples.crewai.calculator "What is 17 * 23?" 391
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def build_crew(question: str) -> Crew:
 
 
 def main(question: str, expected: str) -> None:
-    agl.instrument()
+    agl.instrument(["crewai", "openai"])  # the plugins this crew uses (no argument: every installed one)
     with agl.tracer.trace("calculator", question) as run:
         answer = build_crew(question).kickoff().raw
         agl.emit_reward(1.0 if expected in answer else 0.0)

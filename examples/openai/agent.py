@@ -21,9 +21,19 @@ def run(question: str) -> str:
             return reply.content or ""
         messages.append(reply.model_dump(exclude_none=True))
         for call in reply.tool_calls:
-            args = json.loads(call.function.arguments)
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": str(args["a"] + args["b"])})
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": call_tool(call.function.name, call.function.arguments)})
     return ""
+
+
+def call_tool(name: str, arguments: str) -> str:
+    """The tool's result, or the error the model gets to read (a small model may call a tool wrongly)."""
+    if name != "add":
+        return f"error: there is no tool {name!r}; the tool is add(a, b)"
+    try:
+        args = json.loads(arguments)
+        return str(int(args["a"]) + int(args["b"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"error: add needs integer arguments a and b ({type(exc).__name__}: {exc})"
 
 
 if __name__ == "__main__":

@@ -137,3 +137,16 @@ def val_accuracy(prompt: str, tasks: list[Task]) -> float:
     """What a prompt scores on `tasks` in this world (for expectations in tests)."""
     rules = rules_in(prompt)
     return sum(choose(t.input["question"], rules) == t.input["answer"] for t in tasks) / len(tasks)
+
+
+if __name__ == "__main__":  # the example README's offline stand-in: python -m tests.apo.scripted_rooms --port 8107
+    import argparse
+    import threading
+
+    from tests.fixtures.scripted_openai import ScriptedOpenAI
+
+    parser = argparse.ArgumentParser(description="The scripted room-selection world as an OpenAI-compatible endpoint.")
+    parser.add_argument("--port", type=int, default=8107)
+    with ScriptedOpenAI(responder, port=parser.parse_args().port) as server:
+        print(f"scripted room-selection model, critic and editor at {server.base_url}", flush=True)
+        threading.Event().wait()
