@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from agl_core.dashboard.api import DashboardApi
 from agl_core.dashboard.auth import TOKEN_ENV, TokenMiddleware
+from agl_core.dashboard.headers import SecurityHeadersMiddleware
 from agl_core.server.access import check_bind
 from agl_core.store import LightningStore
 
@@ -32,13 +33,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_dashboard_app(store: LightningStore, token: str | None = None) -> Starlette:
-    """The dashboard over `store`; with a `token`, every request must present it."""
+    """The dashboard over `store`; with a `token`, every request must present it (`auth`). Every
+    answer carries a strict Content-Security-Policy (`headers`)."""
     routes = [
         Route("/", _index, methods=["GET"]),
         *DashboardApi(store).routes(),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    middleware = [Middleware(TokenMiddleware, token=token)] if token else []
+    middleware = [Middleware(SecurityHeadersMiddleware)]
+    if token:
+        middleware.append(Middleware(TokenMiddleware, token=token))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error})
     app.state.store = store
     return app
@@ -63,7 +67,7 @@ def serve_dashboard(
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token, service="the dashboard", token_env=TOKEN_ENV)
     store = LightningStore(store_url)
-    open_with = "; open {url}/?token=<token> once" if token else ""
+    open_with = "; sign in at {url}/login" if token else ""
     line = f"dashboard at {{url}} ({access_note(token, TOKEN_ENV)}{open_with}; store {store!r})"
     try:
         run_foreground(create_dashboard_app(store, token=token), host, port, start_line=line, verbose=verbose)

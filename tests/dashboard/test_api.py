@@ -167,15 +167,15 @@ def test_token_is_required_on_every_request(demo_store):
     for path in ("/", "/api/runs", "/static/app.js"):
         assert client.get(path).status_code == 401
     assert client.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/api/runs", params={"token": "wrong"}).status_code == 401
+    assert client.get("/api/runs", params={"token": "s3cret"}).status_code == 400  # never in a URL
     assert client.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
-def test_token_in_the_first_page_url_sets_a_cookie_for_later_requests(demo_store):
+def test_the_login_form_sets_a_cookie_for_later_requests(demo_store):
+    """(More in tests/security/test_auth.py.)"""
     client = TestClient(create_dashboard_app(demo_store, token="s3cret"))
-    page = client.get("/", params={"token": "s3cret"})
-    assert page.status_code == 200 and "agl_dashboard_token" in page.headers["set-cookie"]
-    assert "HttpOnly" in page.headers["set-cookie"]
+    page = client.post("/login", data={"token": "s3cret"})
+    assert page.status_code == 200 and "agl_dashboard_session" in client.cookies
     assert client.get("/api/runs").status_code == 200  # the cookie jar now holds it
     client.cookies.clear()
     assert client.get("/api/runs").status_code == 401

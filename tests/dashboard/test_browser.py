@@ -75,8 +75,8 @@ def test_runs_charts_and_trace_in_chromium(dashboard_url, page, demo_store):
     page.wait_for_selector(".wf-body .wf-row")
     names = page.locator(".wf-body .span-name").all_inner_texts()
     assert names == TRACE_SPAN_NAMES
-    indents = [page.locator(".wf-body .wf-name").nth(i).get_attribute("style") for i in range(len(names))]
-    assert indents[0] == "padding-left:8px" and set(indents[1:]) == {"padding-left:24px"}
+    indents = page.eval_on_selector_all(".wf-body .wf-name", "els => els.map((e) => getComputedStyle(e).paddingLeft)")
+    assert indents[0] == "8px" and set(indents[1:]) == {"24px"}
     detail = page.locator("#span-detail")
     assert "What is" in detail.inner_text() and "calculator" in detail.inner_text()  # first LLM call selected
     assert_rendered_cleanly(page)
@@ -108,7 +108,7 @@ def test_run_charts_update_live_while_training(dashboard_url, page, demo_store):
     for step in (1, 2, 3):
         demo_store.add_metrics(LIVE_RUN_ID, step, {"reward_mean": 0.3 + 0.1 * step, "loss": 1.0 / step})
     page.wait_for_function(
-        "document.querySelectorAll('.series[data-name=\"reward_mean\"] circle.pt').length === 4", timeout=10_000
+        "() => document.querySelectorAll('.series[data-name=\"reward_mean\"] circle.pt').length === 4", timeout=10_000
     )
     assert page.locator('.series[data-name="loss"] circle.pt').count() == 3
     demo_store.upsert_run(Run(run_id=LIVE_RUN_ID, algorithm="apo", status="finished"))

@@ -123,8 +123,7 @@ const AglCharts = (() => {
         root.append(g);
         const key = document.createElement("span");
         key.className = "legend-key";
-        key.innerHTML = `<i style="background:${color}"></i>`;
-        key.append(document.createTextNode(s.name));
+        key.append(swatch(color), document.createTextNode(s.name));
         legend.append(key);
         s.color = color;
         s.shown = shown;
@@ -147,13 +146,25 @@ const AglCharts = (() => {
       state.cursor.setAttribute("x1", state.sx(best));
       state.cursor.setAttribute("x2", state.sx(best));
       state.cursor.setAttribute("visibility", "visible");
-      const rows = state.series.map((s) => {
+      const head = document.createElement("div");
+      head.className = "muted";
+      head.textContent = `step ${best}`;
+      tip.replaceChildren(head);
+      for (const s of state.series) {
         const j = s.points.findIndex((p) => p[0] === best);
-        if (j < 0) return "";
-        return `<div><i style="background:${s.color}"></i>${escapeHtml(s.name)} <b>${fmt(s.shown[j][1])}</b>` +
-          (s.shown !== s.points ? ` <span class="muted">(raw ${fmt(s.points[j][1])})</span>` : "") + "</div>";
-      }).join("");
-      tip.innerHTML = `<div class="muted">step ${best}</div>${rows}`;
+        if (j < 0) continue;
+        const row = document.createElement("div");
+        const value = document.createElement("b");
+        value.textContent = fmt(s.shown[j][1]);
+        row.append(swatch(s.color), `${s.name} `, value);
+        if (s.shown !== s.points) {
+          const raw = document.createElement("span");
+          raw.className = "muted";
+          raw.textContent = `(raw ${fmt(s.points[j][1])})`;
+          row.append(" ", raw);
+        }
+        tip.append(row);
+      }
       tip.hidden = false;
       const left = ev.clientX - card.getBoundingClientRect().left;
       tip.style.left = `${Math.min(left + 12, card.clientWidth - 190)}px`;
@@ -166,8 +177,11 @@ const AglCharts = (() => {
     return { update, element: card };
   }
 
-  function escapeHtml(s) {
-    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  /* A series' colour mark; set through the CSSOM, which the CSP allows (inline style attributes it refuses). */
+  function swatch(color) {
+    const mark = document.createElement("i");
+    mark.style.background = color;
+    return mark;
   }
 
   return { lineChart, fmt, ticks, smooth };
