@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,22 @@ def run_block(block: str, home: Path) -> subprocess.CompletedProcess:
     try:
         out, err = proc.communicate(timeout=300)
     finally:
-        try:  # a server the block left running (it failed before its `kill %1`)
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        stop_group(proc.pid)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def stop_group(pgid: int, grace_s: float = 20.0) -> None:
+    """Stop what the block left behind and wait for it: bash does not wait for the server its
+    ``kill %1`` stopped, and the server writes its last spans to the store as it exits."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)  # again, for a block that failed before its `kill %1`
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            os.killpg(pgid, 0)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # every process of the group has exited
+        pass
 
 
 @pytest.fixture(scope="module")
