@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -27,6 +28,11 @@ from agl_core.training.registry import AlgorithmSpec, TrainingOptions
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message lists every problem by field path."""
+
+
+#: Most values a config may hold once YAML aliases are expanded (a billion-laughs file is refused).
+MAX_CONFIG_VALUES = 100_000
+_MAX_PROBLEMS = 10  # listed in an "invalid config" error; the rest are counted
 
 
 class _Section(BaseModel):
@@ -195,14 +201,31 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 def _describe(error: ValidationError, model: type[BaseModel]) -> str:
     lines = []
-    for err in error.errors():
+    errors = error.errors()
+    for err in errors[:_MAX_PROBLEMS]:
         path = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key; known: {', '.join(_known_keys(model, err['loc'][:-1]))}")
             continue
-        got = f" (got {err['input']!r})" if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict) else ""
+        got = f" (got {reprlib.repr(err['input'])})" if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict) else ""
         lines.append(f"{path}: {err['msg']}{got}")
+    if len(errors) > _MAX_PROBLEMS:
+        lines.append(f"… and {len(errors) - _MAX_PROBLEMS} more")
     return "\n".join(lines)
+
+
+def _check_size(data: Any) -> None:
+    """`ConfigError` for more than `MAX_CONFIG_VALUES` values (counted as expanded, stopping there)."""
+    stack, seen = [data], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            raise ConfigError(f"config holds more than {MAX_CONFIG_VALUES} values (YAML aliases count as expanded)")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def parse_config(data: Any, base_dir: Path | str = ".") -> Config:
@@ -264,6 +287,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    _check_size(data)
     return parse_config(apply_overrides(data, overrides), path.parent.resolve())

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from agl_core.runtime.telemetry import configure
 from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.background import UvicornThread
+from agl_core.server.limits import LimitError, parse_json, read_body
 from agl_core.store.base import LightningStore
 from agl_core.tracing import genai, semconv
 from agl_core.tracing.genai import fail, inject_headers, start_chat_span
@@ -223,11 +224,13 @@ class ModelServer:
 
     async def _handle(self, request: HttpRequest, kind: str) -> Response:
         try:
-            req = parse_request(json.loads(await request.body() or b"null"), kind)
-        except json.JSONDecodeError as exc:
-            return _error(400, f"the request body is not valid JSON: {exc}", "invalid_request_error")
+            req = parse_request(parse_json(await read_body(request) or b"null"), kind)
         except BadRequest as exc:
             return JSONResponse(exc.body(), status_code=400)
+        except LimitError as exc:
+            return _error(exc.status, exc.message, "invalid_request_error")
+        except ValueError as exc:  # not JSON, or not UTF-8
+            return _error(400, f"the request body is not valid JSON: {exc}", "invalid_request_error")
         parent = self._parent_context(request)
         if self.request_hook is not None:
             ids = (baggage.get_baggage(semconv.AGL_ROLLOUT_ID, parent), baggage.get_baggage(semconv.AGL_ATTEMPT_ID, parent))
