@@ -73,9 +73,32 @@ def test_install_block_is_skipped_offline() -> None:
     pytest.skip("pip install needs the network; this checkout is the installed package")
 
 
-def test_env_block_is_skipped_until_object_stores_land() -> None:
-    assert 'AGL_STORAGE="s3://' in block("env")
-    pytest.skip("AGL_STORAGE=s3://… is issue 11's remote-storage item, tested with its own S3 server")
+def test_env_block_sends_a_cli_run_to_the_bucket(tmp_path: Path) -> None:
+    """The block, verbatim in bash, then a one-step ``agent-lightning train`` in the same shell, against
+    a moto S3 server on 127.0.0.1 holding the card's bucket: the run folder lands under its prefix."""
+    pytest.importorskip("torch")
+    pytest.importorskip("s3fs", reason="needs agentlightning[s3] (s3fs)")
+    import boto3
+
+    from tests.trainers.moto_s3 import aws_env, moto_endpoint
+    from tests.trainers.rl_fixtures import save_policy
+
+    policy = save_policy(tmp_path / "policy")  # a small model saved in seconds; the bucket is what is tested
+    (tmp_path / "config.yaml").write_text(
+        f"agent: {{name: card, type: openai}}\nmodel: {{path: {policy}}}\nenvironment: {{train_tasks: math}}\n"
+        "training: {algorithm: grpo, episodes: 1, batch_size: 2, group_size: 2, max_new_tokens: 8, checkpoint_every: 1}\n"
+    )
+    script = f"{block('env')}\nagent-lightning train --config config.yaml\n"
+    with moto_endpoint() as endpoint:
+        env = {**_env(tmp_path / "home"), **aws_env(endpoint), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+        s3.create_bucket(Bucket="my-bucket")
+        result = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="my-bucket", Prefix="agent-lightning/")["Contents"]}
+    prefix = "agent-lightning/runs/card-grpo/"
+    assert {f"{prefix}{name}" for name in ("run.json", "metrics.jsonl", "training.log", "checkpoints/step-1.done")} <= keys
+    assert f"{prefix}checkpoints/step-1/trainer_state.pt" in keys and f"{prefix}checkpoints/step-1/store.db" in keys
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
