@@ -22,6 +22,7 @@ import re
 import sqlite3
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -54,6 +55,7 @@ class RunMirror:
             raise StorageError(f"AGL_STORAGE={url}: {exc} (pip install 'agentlightning[s3]' for s3://)") from None
         self.url, self.root = url, root.rstrip("/")
         self.attempts, self.backoff_s = attempts, backoff_s
+        self._claimed: set[str] = set()
 
     @classmethod
     def from_env(cls) -> RunMirror | None:
@@ -81,6 +83,7 @@ class RunMirror:
 
     # --- writing -----------------------------------------------------------------------------------
     def upload_run_files(self, folder: Path) -> None:
+        self._claim(folder)
         for name in RUN_FILES:
             if (folder / name).is_file():
                 self._put(folder / name, f"{self.run_key(folder)}/{name}")
@@ -88,6 +91,7 @@ class RunMirror:
     def upload_checkpoint(self, checkpoint: Path, store_url: str | None = None) -> None:
         """Upload `checkpoint` (``<run>/checkpoints/step-N``) and, for a SQLite store, a snapshot of
         it; then commit with the marker."""
+        self._claim(checkpoint.parent.parent)
         base = f"{self.run_key(checkpoint.parent.parent)}/checkpoints"
         files = sorted(p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file())
         for name in files:
@@ -101,6 +105,30 @@ class RunMirror:
             files.append(SNAPSHOT)
         marker = json.dumps({"files": files}).encode()
         self._retry(lambda: self.fs.pipe_file(f"{base}/{checkpoint.name}.done", marker))
+
+    def _claim(self, folder: Path) -> None:
+        """Before a run first writes to `folder`'s key: when storage holds another run there (a fresh
+        run reusing the folder, whose predecessor the trainer set aside locally as ``<name>@<id>``),
+        move that one to ``<name>@<its run id>`` too, so that two runs' checkpoints never mix."""
+        key = self.run_key(folder)
+        if key in self._claimed:
+            return
+        self._claimed.add(key)
+        ours, theirs = _run_id((folder / "run.json").read_text()) if (folder / "run.json").is_file() else None, None
+        if ours is not None and (text := self.read_text(folder.name, "run.json")) is not None:
+            theirs = _run_id(text)
+        if theirs is None or theirs == ours:
+            return
+        target = f"{key}@{theirs}"
+        files = [str(f) for f in self.fs.find(key) if str(f).startswith(f"{key}/")]
+        markers = [f for f in files if _MARKER.match(f.rsplit("/", 1)[-1])]
+        rest = [f for f in files if f not in markers]
+        # committed where it goes before uncommitted where it was: markers are copied last and deleted first
+        for source in rest + markers:
+            self._retry(partial(self.fs.copy, source, target + source[len(key) :]))
+        for source in markers + rest:
+            self._retry(partial(self.fs.rm_file, source))
+        log.warning("%s/runs/%s held run %s: moved it to %s@%s", self.url, folder.name, theirs, folder.name, theirs)
 
     # --- reading -----------------------------------------------------------------------------------
     def committed_steps(self, folder: Path) -> list[int]:
@@ -125,9 +153,9 @@ class RunMirror:
 
     def fetch(self, folder: Path, into: Path | None = None) -> list[int]:
         """Download the run of `folder` (its name names it in storage) into `into` (default: `folder`):
-        its files, then every committed checkpoint missing there, each complete locally only once all
-        its files are in. Local and remote then hold the same checkpoints, so pruning one prunes both.
-        Returns the committed steps."""
+        its files are in, and the latest one's store snapshot as ``store.db`` beside them (the run's
+        rollouts and traces). Local and remote then hold the same checkpoints, so pruning one prunes
+        both. Returns the committed steps."""
         target, key = into or folder, self.run_key(folder)
         target.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
@@ -137,6 +165,8 @@ class RunMirror:
         for step in steps:
             if not (target / "checkpoints" / f"step-{step}").is_dir():
                 self._get_checkpoint(key, step, target)
+        if steps and self.fs.exists(snapshot := f"{key}/checkpoints/step-{steps[-1]}/{SNAPSHOT}"):
+            self._get(snapshot, target / SNAPSHOT)
         return steps
 
     def _get_checkpoint(self, key: str, step: int, folder: Path) -> None:
@@ -214,6 +244,11 @@ def check_storage() -> None:
 
 def _protocols(fs: Any) -> tuple[str, ...]:
     return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _run_id(run_json: str) -> str | None:
+    run_id = json.loads(run_json).get("run_id")
+    return str(run_id) if run_id else None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -58,6 +58,9 @@ def test_a_run_only_in_the_bucket_is_exported_evaluated_and_listed(policy, tmp_p
     fetched = tmp_path / "by-name" / "runs" / "agent-grpo"
     assert sorted(p.name for p in (fetched / "checkpoints").iterdir()) == ["step-1", "step-2"]  # committed ones, whole
     assert sorted(p.name for p in fetched.parent.iterdir()) == ["agent-grpo"]  # no staging folder left behind
+    traces = cli("export", "--run", "agent-grpo", "--format", "traces-jsonl", "--out", str(tmp_path / "traces"),
+                 "--store", f"sqlite:///{fetched / 'store.db'}")  # the store's snapshot at the latest checkpoint
+    assert traces.exit_code == 0 and "wrote 16 rollouts" in traces.output, traces.output  # 2 steps of 2 tasks x 4
 
     monkeypatch.setenv("AGL_HOME", str(tmp_path / "by-id"))
     (tmp_path / "config.yaml").write_text(json.dumps({
@@ -118,3 +121,15 @@ def test_an_sft_run_through_the_cli_mirrors_and_resumes_from_the_bucket(policy, 
     assert json.loads((folder / "run.json").read_text())["run_id"] == run_id  # the same run, continued
     assert [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert RunMirror("s3://runs-bucket/sft").committed_steps(Path("calc-sft")) == [1, 2]
+
+
+def test_a_fresh_run_in_a_used_folder_moves_the_earlier_run_aside_in_the_bucket(policy, tmp_path, s3, monkeypatch):
+    """As the trainer moves an earlier run's files to ``<folder>@<its id>`` locally, so in the bucket:
+    two runs' checkpoints never mix under one key (a resume would take the other run's latest)."""
+    monkeypatch.setenv("AGL_STORAGE", "s3://runs-bucket/again")
+    first = train(policy, tmp_path / "home", episodes=2, resume=False, monkeypatch=monkeypatch)["run_id"]
+    second = train(policy, tmp_path / "home", episodes=1, resume=False, monkeypatch=monkeypatch)["run_id"]
+    mirror = RunMirror("s3://runs-bucket/again")
+    assert mirror.committed_steps(Path("agent-grpo")) == [1] and mirror.committed_steps(Path(f"agent-grpo@{first}")) == [1, 2]
+    assert json.loads(mirror.read_text("agent-grpo", "run.json") or "{}")["run_id"] == second
+    assert json.loads(mirror.read_text(f"agent-grpo@{first}", "run.json") or "{}")["run_id"] == first
