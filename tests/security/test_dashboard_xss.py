@@ -84,13 +84,19 @@ def _hostile_store(store: LightningStore) -> str:
 def test_hostile_payloads_render_as_text_and_run_nothing(tmp_path):
     store = LightningStore(f"sqlite:///{tmp_path / 'store.db'}")
     rollout_id = _hostile_store(store)
-    views = ["#/runs", f"#/runs/{RUN}", "#/rollouts", f"#/rollouts/{rollout_id}", "#/resources"]
+    views = [  # each with what shows it has rendered (the previous view stays until then)
+        ("#/runs", "tr.run-row"),
+        (f"#/runs/{RUN}", ".chart-card .series"),
+        ("#/rollouts", "tr.rollout-row"),
+        (f"#/rollouts/{rollout_id}", ".wf-body .wf-row"),
+        ("#/resources", ".res-card"),
+    ]
     with running_dashboard(store) as url, browser_page() as page:
         page.add_init_script(WATCH)
         shown = ""
-        for view in views:
+        for view, rendered in views:
             page.goto(url + view.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20"))
-            page.wait_for_selector("#view > :not(.empty)")
+            page.wait_for_selector(rendered)
             if "rollouts/" in view:
                 for row in page.locator(".wf-body .wf-row").all():  # every span's detail pane
                     row.click()
