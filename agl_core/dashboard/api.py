@@ -7,6 +7,7 @@ remote store server) can be watched. Store calls are blocking; each handler runs
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ from starlette.routing import Route
 
 from agl_core.dashboard import views
 from agl_core.store import LightningStore
-from agl_core.training.run_mirror import RunMirror
+from agl_core.training.run_mirror import RunMirror, StorageError
 from agl_core.training.runs import run_id_of, stored_runs
 from agl_core.types import MetricRecord, Run
 
@@ -28,6 +29,7 @@ MAX_SPAN_LIMIT = 2000
 ROLLOUT_STATUSES = ("queuing", "running", "succeeded", "failed", "cancelled", "requeuing")
 #: How long the runs read from ``AGL_STORAGE``'s object storage are reused before it is read again.
 STORAGE_TTL_S = 15.0
+log = logging.getLogger("agentlightning")
 
 
 def _int_param(request: Request, name: str, default: int, *, lo: int, hi: int) -> int:
@@ -110,8 +112,11 @@ class DashboardApi:
         if self.storage is None:
             return {}
         if time.monotonic() - self._stored_at > STORAGE_TTL_S:
-            self._stored = {run.run_id: (run, records) for run, records in stored_runs(self.storage)}
             self._stored_at = time.monotonic()
+            try:
+                self._stored = {run.run_id: (run, records) for run, records in stored_runs(self.storage)}
+            except StorageError as exc:  # the store's runs are still listed; the last read of storage stays
+                log.warning("dashboard: %s", exc)
         return {run_id: pair for run_id, pair in self._stored.items() if self.store.get_run(run_id) is None}
 
     def _metrics(self, run: Run) -> list[MetricRecord]:

@@ -179,12 +179,14 @@ class RunMirror:
         staging.rename(staging.with_name(f"step-{step}"))
 
     def run_names(self) -> list[str]:
-        """The folder names of the runs in storage."""
+        """The folder names of the runs in storage (none when the bucket does not exist)."""
         self.fs.invalidate_cache()
         try:
             entries = self.fs.ls(f"{self.root}/runs", detail=True)
         except FileNotFoundError:
             return []
+        except OSError as exc:  # access refused, unreachable: one line
+            raise StorageError(f"AGL_STORAGE={self.url}: cannot read there ({_one_line(exc)})") from None
         return sorted(str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
 
     def read_text(self, run: str, name: str) -> str | None:
@@ -193,6 +195,8 @@ class RunMirror:
             return self._retry(lambda: self.fs.cat_file(f"{self.root}/runs/{run}/{name}")).decode()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StorageError(f"AGL_STORAGE={self.url}: cannot read there ({_one_line(exc)})") from None
 
     def modified(self, run: str, name: str) -> float | None:
         """When the run file was last written (seconds since the epoch); None when unknown."""
