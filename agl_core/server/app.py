@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from agl_core.server import otlp
 from agl_core.server.access import BearerTokenMiddleware, check_bind
-from agl_core.server.limits import MAX_BODY_BYTES, LimitError, read_body
+from agl_core.server.limits import MAX_BODY_BYTES, MAX_CONCURRENT_EXPORTS, LimitError, read_body
 from agl_core.server.store_api import store_routes
 from agl_core.store.base import LightningStore
 from agl_core.store.http_client import TOKEN_ENV, HttpStore
@@ -51,15 +51,23 @@ def _ingest(store: LightningStore, body: bytes, kind: str, encoding: str | None,
 async def traces_endpoint(request: Request) -> Response:
     store: LightningStore = request.app.state.store
     max_bytes: int = request.app.state.max_body_bytes
+    state = request.app.state
     kind = None
     try:
         kind = otlp.media_type(request.headers.get("content-type"))
-        body = await read_body(request, max_bytes)
-        encoding = request.headers.get("content-encoding")
-        answer = await run_in_threadpool(_ingest, store, body, kind, encoding, max_bytes)
+        if state.exports >= MAX_CONCURRENT_EXPORTS:  # the event loop is one thread: no lock needed
+            raise otlp.OtlpError(429, f"more than {MAX_CONCURRENT_EXPORTS} exports at once: retry later")
+        state.exports += 1
+        try:
+            body = await read_body(request, max_bytes)
+            encoding = request.headers.get("content-encoding")
+            answer = await run_in_threadpool(_ingest, store, body, kind, encoding, max_bytes)
+        finally:
+            state.exports -= 1
     except (otlp.OtlpError, LimitError) as exc:
         content, media = otlp.encode_error(kind, exc.status, exc.message)
-        return Response(content, status_code=exc.status, media_type=media)
+        headers = {"Retry-After": "1"} if exc.status == 429 else None
+        return Response(content, status_code=exc.status, media_type=media, headers=headers)
     except ClientDisconnect:
         return Response(status_code=400)
     return Response(answer, media_type=kind)
@@ -92,6 +100,7 @@ def create_app(
     )
     app.state.store = store
     app.state.max_body_bytes = max_body_bytes
+    app.state.exports = 0  # OTLP exports in progress
     return app
 
 

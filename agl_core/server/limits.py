@@ -1,6 +1,7 @@
 """What one request to the store server may hold (see SECURITY.md): bodies, JSON nesting, spans
-per request and the size of one attribute value. Beyond a size limit the answer is 413; a body
-nested too deeply is 400. Both receivers (OTLP/HTTP, the store API) apply the same limits."""
+per request and the size of one attribute value, and how many exports it takes at once. Beyond a
+size limit the answer is 413, beyond the exports at once 429; a body nested too deeply is 400.
+Both receivers (OTLP/HTTP, the store API) apply the same size limits."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ MAX_JSON_DEPTH = 64
 MAX_SPANS_PER_REQUEST = 10_000
 #: Largest attribute value of one span: a string's characters, or an array's summed over its items.
 MAX_ATTRIBUTE_CHARS = 4 * 1024 * 1024
+#: OTLP exports read or stored at once; more are answered 429 (exporters retry it with backoff), so
+#: a thousand exporters at once cannot hold a thousand bodies in memory.
+MAX_CONCURRENT_EXPORTS = 64
 
 
 class LimitError(ValueError):

@@ -224,4 +224,4 @@ def encode_error(kind: str | None, status: int, message: str) -> tuple[bytes, st
 
 
 # HTTP status → google.rpc.Code, as the OTLP spec pairs them.
-_GRPC_CODES = {400: 3, 413: 8, 415: 3, 500: 13, 503: 14}
+_GRPC_CODES = {400: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
