@@ -190,11 +190,11 @@ def test_a_token_is_announced_but_never_printed(tmp_path: Path, servers: list[Se
     store = f"sqlite:///{tmp_path / 'd.db'}"
     server = Server("dashboard", "--port", "0", "--store", store, env={"AGL_DASHBOARD_TOKEN": "s3cret-value"})
     servers.append(server)
-    match = server.wait_for(rf"^dashboard at {URL} \(token required \(AGL_DASHBOARD_TOKEN\); open ")
+    match = server.wait_for(rf"^dashboard at {URL} \(token required \(AGL_DASHBOARD_TOKEN\); sign in at {URL}/login; ")
     assert "s3cret-value" not in server.seen[-1]
     url = match.group(1)
     assert httpx.get(f"{url}/", timeout=5).status_code == 401
-    assert httpx.get(f"{url}/", params={"token": "s3cret-value"}, timeout=5).status_code == 200
+    assert httpx.get(f"{url}/", headers={"Authorization": "Bearer s3cret-value"}, timeout=5).status_code == 200
     server.stop()
     assert not any("GET /" in line for line in server.seen)  # requests are logged only at -v
 
