@@ -6,7 +6,8 @@ scripted OpenAI server on 127.0.0.1 or the tiny model. What the card leaves unbo
 here, and only from outside the block: the config.yaml runs with ``--set`` overrides on the card's
 own ``train`` command line; the SQL snippet (``episodes=500``) and the Python API block (default
 episodes) run until their held-out evaluation has scored rollouts, then are stopped. The card's
-``pip install`` (no network here) and ``AGL_STORAGE=s3://…`` blocks are skipped with their reason.
+``pip install`` block is skipped (no network here; this checkout is the installed package); its
+``AGL_STORAGE=s3://…`` block runs in bash against an S3-compatible server (moto) on 127.0.0.1.
 """
 
 from __future__ import annotations
