@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agl_core.server.access import REFUSALS, TokenGate, bearer, refusal_headers, scope_headers
+from agl_core.server.access import REFUSALS, TokenGate, bearer, refusal_headers, scope_headers, scope_refusal
 
 TOKEN_ENV = "AGL_DASHBOARD_TOKEN"
 COOKIE_NAME = "agl_dashboard_session"
@@ -47,7 +47,7 @@ class TokenMiddleware:
             await response(scope, receive, send)
             return
         headers = scope_headers(scope)
-        status = self.gate.refusal(scope, self.gate.matches(bearer(headers)) or self._has_session(headers))
+        status = scope_refusal(self.gate, scope, self.gate.matches(bearer(headers)) or self._has_session(headers))
         if status is None:
             await self.app(scope, receive, send)
         else:
@@ -69,7 +69,7 @@ class TokenMiddleware:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         token = parse_qs(body[:_MAX_FORM_BYTES].decode("latin-1")).get("token", [None])[0]
-        status = self.gate.refusal(scope, self.gate.matches(token))
+        status = scope_refusal(self.gate, scope, self.gate.matches(token))
         if status is not None:
             return _login_page(status, REFUSALS[status])
         response = RedirectResponse("./", status_code=303)

@@ -70,6 +70,11 @@ def scope_headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+def scope_refusal(gate: "TokenGate", scope: Scope, presented: bool) -> int | None:
+    """`TokenGate.refusal` for an ASGI request."""
+    return gate.refusal((scope.get("client") or ("?", 0))[0], presented, scope.get("query_string", b""))
+
+
 class TokenGate:
     """One server's token and the failed attempts of its clients; see the module docstring."""
 
@@ -82,13 +87,13 @@ class TokenGate:
     def matches(self, candidate: str | None) -> bool:
         return token_matches(candidate, self._token)
 
-    def refusal(self, scope: Scope, presented: bool) -> int | None:
-        """None when the request `presented` the token (`matches`) and may pass; else the status to
-        answer: 400 for a credential in the query string, 429 for a client over its failures, 401."""
-        query = scope.get("query_string", b"").decode("latin-1")
-        if any(name.lower() in _URL_CREDENTIALS for name, _ in parse_qsl(query, keep_blank_values=True)):
+    def refusal(self, client: str, presented: bool, query: bytes = b"") -> int | None:
+        """None when a request from `client` (its address) `presented` the token (`matches`) and
+        may pass; else the status to answer: 400 for a credential in the `query` string, 429 for a
+        client over its failures, 401."""
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if any(name.lower() in _URL_CREDENTIALS for name, _ in pairs):
             return 400
-        client = (scope.get("client") or ("?", 0))[0]
         now = time.monotonic()
         with self._lock:
             failures = self._failures.get(client)
@@ -130,7 +135,7 @@ class BearerTokenMiddleware:
         if scope["type"] not in ("http", "websocket") or (scope["type"] == "http" and scope["path"] == "/health"):
             await self.app(scope, receive, send)
             return
-        status = self.gate.refusal(scope, self.gate.matches(bearer(scope_headers(scope))))
+        status = scope_refusal(self.gate, scope, self.gate.matches(bearer(scope_headers(scope))))
         if status is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":

@@ -10,7 +10,7 @@ import logging
 from concurrent import futures
 
 from agl_core.server import otlp
-from agl_core.server.access import bearer, token_matches
+from agl_core.server.access import REFUSALS, TokenGate, bearer
 from agl_core.server.limits import MAX_BODY_BYTES, LimitError
 from agl_core.store.base import LightningStore
 
@@ -21,7 +21,8 @@ def start_grpc_receiver(
     store: LightningStore, host: str = "127.0.0.1", port: int = 4317, workers: int = 4, token: str | None = None
 ):
     """Start serving OTLP/gRPC in background threads; returns ``(grpc.Server, bound port)``. With a
-    `token`, an export without ``authorization: Bearer <token>`` metadata is refused (UNAUTHENTICATED)."""
+    `token`, an export without ``authorization: Bearer <token>`` metadata is refused (UNAUTHENTICATED),
+    and a client over its failed attempts (`TokenGate`) too (RESOURCE_EXHAUSTED)."""
     try:
         import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
@@ -33,10 +34,17 @@ def start_grpc_receiver(
             f"OTLP/gRPC needs {exc.name}: pip install 'agentlightning[otlp]' opentelemetry-exporter-otlp-proto-grpc"
         ) from exc
 
+    gate = TokenGate(token) if token is not None else None
+
     class TraceService(pb_grpc.TraceServiceServicer):
         def Export(self, request, context):  # noqa: N802 (gRPC's name)
-            if token is not None:
-                if not token_matches(bearer(dict(context.invocation_metadata())), token):  # gRPC keys are lower case
+            if gate is not None:
+                client = context.peer().rsplit(":", 1)[0]  # "ipv4:10.0.0.2:53412": the address, not the connection
+                presented = gate.matches(bearer(dict(context.invocation_metadata())))  # gRPC keys are lower case
+                refused = gate.refusal(client, presented)
+                if refused == 429:
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, REFUSALS[429])
+                elif refused is not None:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, "this store server needs its token (AGL_STORE_TOKEN)")
             try:
                 decoded = otlp.spans_from_request(request)

@@ -6,6 +6,7 @@ streams are behind the token too, and the token never reaches the logs."""
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 import pytest
@@ -79,12 +80,10 @@ def test_failed_attempts_are_rate_limited_per_client(store):
 
 def test_the_rate_limit_window_passes():
     gate = TokenGate(TOKEN, max_failures=2, window_s=0.05)
-    scope = {"client": ("10.0.0.3", 1), "query_string": b""}
-    assert [gate.refusal(scope, False) for _ in range(3)] == [401, 401, 429]
-    import time
-
+    assert [gate.refusal("10.0.0.3", False) for _ in range(3)] == [401, 401, 429]
+    assert gate.refusal("10.0.0.4", True) is None  # another client
     time.sleep(0.06)
-    assert gate.refusal(scope, True) is None
+    assert gate.refusal("10.0.0.3", True) is None
 
 
 def test_dashboard(store, caplog):
@@ -134,3 +133,31 @@ def test_serve(model_server, caplog):
         with http.stream("POST", "/v1/chat/completions", json=streamed, headers=_bearer(TOKEN)) as stream:
             assert stream.status_code == 200 and "data: [DONE]" in stream.read().decode()
     assert TOKEN not in caplog.text
+
+
+def test_grpc_receiver(store):
+    grpc = pytest.importorskip("grpc")
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as pb_grpc
+
+    from agl_core.server.grpc_receiver import start_grpc_receiver
+
+    server, port = start_grpc_receiver(store, "127.0.0.1", 0, token=TOKEN)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            export = pb_grpc.TraceServiceStub(channel).Export
+
+            def code(metadata: tuple = ()) -> object:
+                try:
+                    export(pb.ExportTraceServiceRequest(), metadata=metadata, timeout=5)
+                    return grpc.StatusCode.OK
+                except grpc.RpcError as exc:
+                    return exc.code()
+
+            assert code() == code((("authorization", f"Bearer {WRONG}"),)) == grpc.StatusCode.UNAUTHENTICATED
+            assert code((("authorization", f"Bearer {TOKEN}"),)) == grpc.StatusCode.OK
+            for _ in range(MAX_FAILURES):
+                code()
+            assert code((("authorization", f"Bearer {TOKEN}"),)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        server.stop(grace=1).wait()
