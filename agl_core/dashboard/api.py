@@ -127,16 +127,18 @@ class DashboardApi:
         """The run a path names: its id, or its folder's name under ``$AGL_HOME/runs`` (`find_run`)
         or in object storage (read there, never fetched)."""
         name = request.path_params["run_id"]
+        if not name or name.startswith(("~", ".")) or any(c in name for c in "/\\\0"):
+            raise HTTPException(404, f"no run {name[:200]!r}")  # a name, never a path on this machine
         self._elsewhere()  # storage read afresh when due
         for stored, _ in self._stored.values():  # matched here, so that `find_run` never fetches a run for a page
             if name in (stored.run_id, (stored.output_dir or "").rsplit("/", 1)[-1]):
                 return self.store.get_run(stored.run_id) or stored
         try:
             run = self.store.get_run(run_id_of(name, self.store))
-        except FileNotFoundError:
+        except (OSError, ValueError):  # no such run, or a folder whose run.json is unreadable
             run = None
         if run is None:
-            raise HTTPException(404, f"no run {name!r}")
+            raise HTTPException(404, f"no run {name[:200]!r}")
         return run
 
     def run(self, request: Request) -> dict[str, Any]:

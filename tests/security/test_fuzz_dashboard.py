@@ -44,3 +44,11 @@ def client(tmp_path_factory):
 @given(path=_PATHS, params=_PARAMS)
 def test_random_paths_and_parameters(client, path, params):
     check_answer("dashboard", client.get(path, params=params))
+
+
+def test_a_run_page_names_a_run_never_a_path(client):
+    for name in ("~", "~root", "..", "%2e%2e", ".hidden", "%2Ftmp", "~0"):
+        for suffix in ("", "/metrics"):
+            response = client.get(f"/api/runs/{name}{suffix}")
+            check_answer("dashboard", response)
+            assert response.status_code == 404, (name, response.text)
