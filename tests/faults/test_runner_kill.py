@@ -30,8 +30,8 @@ def test_a_killed_runners_rollout_is_requeued_and_finished_once_by_another(tmp_p
     try:
         wait_until(lambda: any(claimed.iterdir()), 60, "the first runner claims a rollout")
         [marker] = claimed.iterdir()
-        beat = lambda: (a := store.query_attempts(marker.name)[0]).last_heartbeat > a.start_time  # noqa: E731
-        wait_until(beat, 10, "the first runner heartbeats")
+        start = store.query_attempts(marker.name)[0].start_time
+        wait_until(lambda: (store.query_attempts(marker.name)[0].last_heartbeat or 0) > start, 10, "a heartbeat")
     finally:
         kill9(victim)
     lost_rollout, lost_attempt = marker.name, marker.read_text()
