@@ -142,7 +142,7 @@ def spans_to_triplets(
     ``final`` gives the final reward (`final_reward`, else the store's `latest_reward` of the spans)
     to every call;
     ``last`` gives it to the last call only; ``per_call`` gives each reward span to the latest
-    call that started before it (calls without one get None).
+    call that started before it, several following the same call adding up (calls without one get None).
     """
     if reward_policy not in REWARD_POLICIES:
         raise ValueError(f"reward_policy must be one of {REWARD_POLICIES}, got {reward_policy!r}")
@@ -155,7 +155,8 @@ def spans_to_triplets(
         for reward in sorted((s for s in spans if s.name == semconv.SPAN_REWARD), key=lambda s: s.start_time):
             before = [i for i, call in enumerate(calls) if call.start_time <= reward.start_time]
             if before:
-                triplets[before[-1]].reward = float(reward.attributes[semconv.AGL_REWARD_VALUE])
+                target = triplets[before[-1]]
+                target.reward = (target.reward or 0.0) + float(reward.attributes[semconv.AGL_REWARD_VALUE])
     else:
         value = final_reward if final_reward is not None else latest_reward(spans)
         targets = triplets[-1:] if reward_policy == "last" else triplets

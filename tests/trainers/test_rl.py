@@ -46,7 +46,7 @@ def test_triplet_token_ids_are_the_sampled_ids_over_a_multi_turn_tool_rollout(po
         return future
 
     monkeypatch.setattr(BatchedGenerator, "submit", recording_submit)
-    algorithm = RLAlgorithm(rl_config(policy, tmp_path, temperature=0.0, max_new_tokens=48))
+    algorithm = RLAlgorithm(rl_config(policy, tmp_path, temperature=0.0, max_new_tokens=48, aggregation="transition"))
     fit(algorithm, calc_agent(), store, [agl.Task(task_id="calc", input=CALC)], n_workers=2)
     batch = algorithm.last_batch
     # greedy: each rollout calls the calculator, then answers after the tool result -> 2 rows per rollout

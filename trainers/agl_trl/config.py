@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .losses import LossType
+from .trajectories import Aggregation, CreditPolicy
 
 
 @dataclass
@@ -14,7 +15,7 @@ class RLConfig:
 
     A step samples ``batch_size`` tasks, runs each ``group_size`` times, scores every rollout, turns
     rewards into group-relative advantages and takes ``updates_per_batch`` optimizer steps on the
-    recorded tokens of every LLM call of the selected agents.
+    recorded tokens of every LLM call of the selected agents (`agl_trl.trajectories`).
     """
 
     model: str = ""
@@ -62,6 +63,23 @@ class RLConfig:
     seed: int = 0
     rollout_timeout_s: float = 120.0
     """A rollout not finished by then is dropped from its group; training goes on without it."""
+    aggregation: Aggregation = "trajectory"
+    """``trajectory``: an agent's consecutive calls whose prompt ids extend the previous call's prompt
+    and sampled ids exactly are one training sequence — sampled tokens trained, tool results and
+    other inserted tokens kept as context with loss mask 0; a call that does not continue exactly
+    starts a new row (``prefix_breaks`` in the metrics). ``transition``: one row per call. The loss
+    is normalised per call, so both give the same loss; trajectory rows read the shared context
+    once, hence the default."""
+    reward_policy: CreditPolicy = "final"
+    """Which return each call's advantage is computed from. ``final``: the rollout's final reward,
+    group-relative per task over rollouts (GRPO/RLOO as published). ``per_call``: the rewards
+    ``agl.emit_reward`` emitted after the call (before the next one); ``discounted``: the discounted
+    return ``r_t + gamma r_{t+1} + ...`` of those — both group-relative over the calls of the task's
+    group, each call of a trajectory row carrying its own advantage. ``final`` is the default: most
+    agents are scored once, at the end, and a per-step policy only adds information when the agent
+    emits intermediate rewards."""
+    gamma: float = 1.0
+    """Discount of ``reward_policy: discounted`` (1: every later reward counts fully)."""
     optimize: list[str] = field(default_factory=list)
     """Names of the agents whose LLM calls get gradient; empty means every call."""
     lora: bool = False
@@ -78,5 +96,11 @@ class RLConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.save_total_limit is not None and self.save_total_limit < 1:
             raise ValueError("save_total_limit must be at least 1 (or None to keep every checkpoint)")
+        if self.aggregation not in ("trajectory", "transition"):
+            raise ValueError(f"aggregation must be 'trajectory' or 'transition', not {self.aggregation!r}")
+        if self.reward_policy not in ("final", "per_call", "discounted"):
+            raise ValueError(f"reward_policy must be 'final', 'per_call' or 'discounted', not {self.reward_policy!r}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError("gamma must be in [0, 1]")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")

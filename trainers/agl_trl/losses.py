@@ -1,7 +1,16 @@
 """Group-relative advantages and clipped policy-gradient losses, formula-for-formula TRL's.
 
-Rows are LLM calls (triplets); a rollout may contribute several rows, all carrying its advantage.
-``tests/trainers/test_losses.py`` checks these against TRL's own ``GRPOTrainer``/``RLOOTrainer`` code.
+A row is a token sequence; the *segments* of a row are the LLM calls that sampled its trained
+tokens (one per row in a ``transition`` batch, several in a ``trajectory`` row, where tokens between
+calls have mask 0). Without ``segments`` each row is one segment, as in TRL, and
+``tests/trainers/test_losses.py`` checks that case against TRL's own ``GRPOTrainer``/``RLOOTrainer`` code.
+Each segment carries its own advantage. What each aggregation counts, so that merging calls into
+one row never changes the loss:
+
+- ``dapo``: the sum over trained tokens / ``num_items`` (all trained tokens of the batch);
+- ``grpo``: each segment's token mean, summed / ``num_segments`` (calls in the batch);
+- ``dr_grpo``: the sum over trained tokens / (``num_segments`` * ``max_completion_length``);
+- RLOO: a segment's ratio is over its summed log-probs; the clipped terms are summed / ``num_segments``.
 
 - GRPO (TRL ``GRPOTrainer``): advantage ``(r - mean_group) / (std_group + 1e-4)`` (unbiased std);
   token-level ratio, ``-min(ratio*A, clip(ratio)*A)`` plus ``beta * k3`` KL to the reference per token;
@@ -63,10 +72,26 @@ def rloo_advantages(
     return advantages
 
 
-def sequence_kl(old_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """RLOO's KL estimate per row: ``sum(log pi_old - log pi_ref)`` over completion tokens; subtract
-    ``beta * kl`` (summed over a rollout's rows) from its reward before :func:`rloo_advantages`."""
-    return ((old_logps - ref_logps) * mask).sum(-1)
+def segment_ids(mask: torch.Tensor, segments: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    """Each token's segment (0 where masked out) and the number of segments: `segments` holds ids
+    ``0..n-1`` (-1 for untrained tokens); None means one segment per row."""
+    if segments is None:
+        return torch.arange(mask.size(0)).unsqueeze(1).expand_as(mask), mask.size(0)
+    return segments.clamp(min=0), int(segments.max()) + 1 if segments.numel() else 0
+
+
+def per_segment(values: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum of `values` per segment (differentiable)."""
+    return torch.zeros(n, dtype=values.dtype).index_add(0, ids.reshape(-1), values.reshape(-1))
+
+
+def sequence_kl(
+    old_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor, segments: torch.Tensor | None = None
+) -> torch.Tensor:
+    """RLOO's KL estimate per segment: ``sum(log pi_old - log pi_ref)`` over its trained tokens;
+    subtract ``beta * kl`` (summed over a credit unit's segments) from its reward before :func:`rloo_advantages`."""
+    ids, n = segment_ids(mask, segments)
+    return per_segment((old_logps - ref_logps) * mask, ids, n)
 
 
 def grpo_loss(
@@ -82,15 +107,20 @@ def grpo_loss(
     loss_type: LossType = "dapo",
     num_items: float | None = None,
     max_completion_length: int | None = None,
+    segments: torch.Tensor | None = None,
+    num_segments: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped token-level policy loss (TRL ``GRPOTrainer._compute_loss``).
 
-    ``logps``/``old_logps``/``ref_logps``/``mask`` are ``(rows, T)``; ``advantages`` is ``(rows,)``.
-    ``old_logps=None`` means on-policy (ratio 1, gradient of ``-A * logp``). ``num_items`` is the dapo
-    normaliser — the masked token count of the whole batch when it is split into micro-batches.
+    ``logps``/``old_logps``/``ref_logps``/``mask``/``segments`` are ``(rows, T)``; ``advantages`` is
+    one per segment. ``old_logps=None`` means on-policy (ratio 1, gradient of ``-A * logp``).
+    ``num_items``/``num_segments`` are the whole batch's trained tokens/segments when it is split
+    into micro-batches (default: this one's).
     """
+    ids, n = segment_ids(mask, segments)
+    segs = n if num_segments is None else num_segments
     old = logps.detach() if old_logps is None else old_logps
-    adv = advantages.unsqueeze(1)
+    adv = advantages[ids]
     ratio = torch.exp(logps - old)
     high = epsilon_low if epsilon_high is None else epsilon_high
     clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + high)
@@ -103,13 +133,13 @@ def grpo_loss(
         per_token = per_token + beta * kl
         metrics["kl"] = _masked_mean(kl, mask)
     if loss_type == "grpo":
-        loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+        loss = (per_segment(per_token * mask, ids, n) / per_segment(mask, ids, n).clamp(min=1.0)).sum() / max(segs, 1)
     elif loss_type == "dapo":
         loss = (per_token * mask).sum() / (mask.sum() if num_items is None else torch.tensor(num_items)).clamp(min=1.0)
     elif loss_type == "dr_grpo":
         if max_completion_length is None:
             raise ValueError("dr_grpo needs max_completion_length")
-        loss = (per_token * mask).sum() / (per_token.size(0) * max_completion_length)
+        loss = (per_token * mask).sum() / (max(segs, 1) * max_completion_length)
     else:
         raise ValueError(f"unknown loss_type {loss_type!r}")
     is_clipped = ((ratio < 1 - epsilon_low) & (adv < 0)) | ((ratio > 1 + high) & (adv > 0))
@@ -125,15 +155,18 @@ def rloo_loss(
     *,
     epsilon_low: float = 0.2,
     epsilon_high: float | None = None,
+    segments: torch.Tensor | None = None,
+    num_segments: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped sequence-level policy loss (TRL ``RLOOTrainer._compute_loss``): the ratio is over each
-    row's summed log-probs; the KL to the reference is already in the advantages (:func:`sequence_kl`)."""
-    seq_logps = (logps * mask).sum(1)
-    seq_old = seq_logps.detach() if old_logps is None else (old_logps * mask).sum(1)
+    segment's summed log-probs; the KL to the reference is already in the advantages (:func:`sequence_kl`)."""
+    ids, n = segment_ids(mask, segments)
+    seq_logps = per_segment(logps * mask, ids, n)
+    seq_old = seq_logps.detach() if old_logps is None else per_segment(old_logps * mask, ids, n)
     ratio = torch.exp(seq_logps - seq_old)
     high = epsilon_low if epsilon_high is None else epsilon_high
     clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + high)
-    loss = -torch.min(ratio * advantages, clipped * advantages).mean()
+    loss = -torch.min(ratio * advantages, clipped * advantages).sum() / max(n if num_segments is None else num_segments, 1)
     is_clipped = ((ratio < 1 - epsilon_low) & (advantages < 0)) | ((ratio > 1 + high) & (advantages > 0))
     return loss, {"clip_ratio": is_clipped.float().mean().item()}
 

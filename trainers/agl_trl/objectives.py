@@ -1,5 +1,6 @@
-"""The RL objectives, GRPO and RLOO: how a batch's rewards become per-row advantages, and the loss
-of one micro-batch. The trainer picks one from ``RLConfig.algorithm`` (`objective_for`) and never
+"""The RL objectives, GRPO and RLOO: how a batch's credit units (rollouts, or calls under a
+per-step reward policy: `agl_trl.trajectories`) become one advantage per call, and the loss of one
+micro-batch. The trainer picks one from ``RLConfig.algorithm`` (`objective_for`) and never
 asks which it got; the formulas themselves are in `agl_trl.losses`."""
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from .losses import grpo_advantages, grpo_loss, rloo_advantages, rloo_loss, sequ
 
 @dataclass(frozen=True)
 class Frozen:
-    """One micro-batch's log-probs taken before the update, with their completion mask: the
-    sampling policy's (`old`, when the objective or several updates need them) and the reference
-    policy's (`ref`, when ``beta`` is set)."""
+    """One micro-batch's log-probs taken before the update, with their trained-token mask: the
+    behaviour policy's (`old`: what `serve` recorded when it sampled, NaN where it recorded none and
+    the loop computed none) and the reference policy's (`ref`, when ``beta`` is set). `segments`:
+    the micro-batch's call of each token (``0..n-1``, -1 untrained; None: one call per row)."""
 
     old: torch.Tensor | None
     ref: torch.Tensor | None
     mask: torch.Tensor | None
+    segments: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,24 @@ class Objective(Protocol):
     def advantages(
         self, rewards: torch.Tensor, groups: Sequence[str], owner: torch.Tensor, frozen: Sequence[Frozen]
     ) -> tuple[torch.Tensor, float | None]:
-        """Each row's advantage (rows belong to rollout ``owner[row]``) and, when the KL enters
-        the rewards, its mean per row."""
+        """Each call's advantage (call ``i`` belongs to credit unit ``owner[i]``, whose return is
+        ``rewards[owner[i]]``) and, when the KL enters the rewards, its mean per call."""
         ...
 
     def loss(
-        self, logps: torch.Tensor, mask: torch.Tensor, frozen: Frozen, advantages: torch.Tensor, n_rows: int, n_tokens: int
+        self, logps: torch.Tensor, mask: torch.Tensor, frozen: Frozen, advantages: torch.Tensor, n_calls: int, n_tokens: int
     ) -> MicroLoss:
-        """The loss of a micro-batch of the current policy's `logps` (``n_rows``/``n_tokens``: the batch's)."""
+        """The loss of a micro-batch of the current policy's `logps`; `advantages` are its calls',
+        ``n_calls``/``n_tokens`` the whole batch's calls and trained tokens."""
         ...
+
+
+def behaviour(frozen: Frozen, logps: torch.Tensor) -> torch.Tensor | None:
+    """The importance ratio's denominator: the recorded log-probs, the current ones (ratio 1)
+    where none was recorded."""
+    if frozen.old is None:
+        return None
+    return torch.where(torch.isnan(frozen.old), logps.detach(), frozen.old)
 
 
 class GRPO:
@@ -68,19 +80,17 @@ class GRPO:
         return grpo_advantages(rewards, groups, scale_rewards=self.config.scale_rewards)[owner], None
 
     def loss(
-        self, logps: torch.Tensor, mask: torch.Tensor, frozen: Frozen, advantages: torch.Tensor, n_rows: int, n_tokens: int
+        self, logps: torch.Tensor, mask: torch.Tensor, frozen: Frozen, advantages: torch.Tensor, n_calls: int, n_tokens: int
     ) -> MicroLoss:
         cfg = self.config
         loss, metrics = grpo_loss(
-            logps, frozen.old, advantages, mask, ref_logps=frozen.ref, beta=cfg.beta, epsilon_low=cfg.clip_eps,
-            epsilon_high=cfg.clip_eps_high, loss_type=cfg.loss_type, num_items=n_tokens,
-            max_completion_length=cfg.max_new_tokens,
+            logps, behaviour(frozen, logps), advantages, mask, ref_logps=frozen.ref, beta=cfg.beta,
+            epsilon_low=cfg.clip_eps, epsilon_high=cfg.clip_eps_high, loss_type=cfg.loss_type, num_items=n_tokens,
+            max_completion_length=cfg.max_new_tokens, segments=frozen.segments, num_segments=n_calls,
         )  # fmt: skip
-        # dapo already divides by the whole batch's tokens; the per-row losses average over rows
-        scale = 1.0 if cfg.loss_type == "dapo" else mask.size(0) / n_rows
         tokens = mask.sum().item()
         kl = metrics["kl"] * tokens if "kl" in metrics else None
-        return MicroLoss(loss * scale, metrics["clip_ratio"] * tokens, kl)
+        return MicroLoss(loss, metrics["clip_ratio"] * tokens, kl)
 
 
 class RLOO:
@@ -97,18 +107,21 @@ class RLOO:
     ) -> tuple[torch.Tensor, float | None]:
         kl = None
         if self.config.beta:
-            row_kl = torch.cat([sequence_kl(f.old, f.ref, f.mask) for f in frozen])  # type: ignore[arg-type]
-            penalty = torch.zeros_like(rewards).index_add_(0, owner, row_kl)  # summed over a rollout's rows
+            call_kl = torch.cat([sequence_kl(f.old, f.ref, f.mask, f.segments) for f in frozen])  # type: ignore[arg-type]
+            penalty = torch.zeros_like(rewards).index_add_(0, owner, call_kl)  # summed over a unit's calls
             rewards = rewards - self.config.beta * penalty
-            kl = row_kl.mean().item()
+            kl = call_kl.mean().item()
         return rloo_advantages(rewards, groups)[owner], kl
 
     def loss(
-        self, logps: torch.Tensor, mask: torch.Tensor, frozen: Frozen, advantages: torch.Tensor, n_rows: int, n_tokens: int
+        self, logps: torch.Tensor, mask: torch.Tensor, frozen: Frozen, advantages: torch.Tensor, n_calls: int, n_tokens: int
     ) -> MicroLoss:
         cfg = self.config
-        loss, metrics = rloo_loss(logps, frozen.old, advantages, mask, epsilon_low=cfg.clip_eps, epsilon_high=cfg.clip_eps_high)
-        return MicroLoss(loss * (mask.size(0) / n_rows), metrics["clip_ratio"] * mask.sum().item())
+        loss, metrics = rloo_loss(
+            logps, behaviour(frozen, logps), advantages, mask, epsilon_low=cfg.clip_eps, epsilon_high=cfg.clip_eps_high,
+            segments=frozen.segments, num_segments=n_calls,
+        )  # fmt: skip
+        return MicroLoss(loss, metrics["clip_ratio"] * mask.sum().item())
 
 
 OBJECTIVES: dict[str, type[GRPO] | type[RLOO]] = {"grpo": GRPO, "rloo": RLOO}

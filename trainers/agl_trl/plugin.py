@@ -39,6 +39,9 @@ class RLOptions(_PolicyOptions):
     max_grad_norm: float | None = None
     eval_every: int | None = None
     checkpoint_every: int | None = None
+    aggregation: Literal["trajectory", "transition"] | None = None
+    reward_policy: Literal["final", "per_call", "discounted"] | None = None
+    gamma: float | None = None
 
 
 class SFTOptions(_PolicyOptions):

@@ -7,10 +7,12 @@ call's token ids. One step:
 1. pick ``batch_size`` tasks (seeded by ``(seed, step)``) and enqueue each ``group_size`` times;
 2. wait at most ``rollout_timeout_s``: failed, crashed or timed-out rollouts are dropped from their
    group, the others train;
-3. turn each finished rollout into triplets of the selected agents (``optimize``), taking the token
-   ids `serve` recorded — never re-tokenized text; every LLM call of a rollout is one row carrying
-   the rollout's advantage (multi-turn, tool-using agents included);
-4. group-relative advantages per task (GRPO mean/std, RLOO leave-one-out: `agl_trl.objectives`);
+3. turn each finished rollout into rows of the selected agents' calls (``optimize``), taking the
+   token ids and log-probs `serve` recorded — never re-tokenized text; an agent's multi-turn calls
+   that extend each other are one row, the tokens between them masked (``aggregation``,
+   `agl_trl.trajectories`); a step where no rollout finished stops the run with the first failure;
+4. group-relative advantages per task (GRPO mean/std, RLOO leave-one-out: `agl_trl.objectives`) of
+   each call's return (``reward_policy``);
 5. a clipped policy-gradient step (optional KL to the initial policy, ``beta``) while the server is
    paused, then a policy-version bump.
 
@@ -30,6 +32,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from agl_core.cli.config import ConfigError
 from agl_core.store.base import LightningStore
 from agl_core.training.algorithm import Algorithm
 from agl_core.types import ModelCheckpoint, Task, new_id
@@ -43,7 +46,8 @@ from .objectives import objective_for
 from .run_record import RunRecord, with_run_folder
 from .sampling import endpoint_with, serving
 from .seeds import derive_seed, seed_everything
-from .update import Batch, PolicyUpdate, build_batch
+from .trajectories import Batch, build_batch
+from .update import PolicyUpdate
 
 log = logging.getLogger("agentlightning")
 
@@ -150,8 +154,12 @@ class RLAlgorithm(Algorithm):
             run_id=ctx.run_id, timeout=cfg.rollout_timeout_s, metadata={"step": step},
         )  # fmt: skip
         rollout_s = time.perf_counter() - started
-        batch = build_batch(ctx.store, rollouts, tasks, cfg.optimize)
+        batch = build_batch(
+            ctx.store, rollouts, tasks, cfg.optimize, aggregation=cfg.aggregation, reward_policy=cfg.reward_policy, gamma=cfg.gamma
+        )
         batch.dropped = len(tasks) * cfg.group_size - len(batch.rewards)
+        if not batch.rewards:
+            raise ConfigError(_nothing_finished(ctx.store, step, rollouts))
         self.last_batch = batch
         rewards = torch.tensor(batch.rewards, dtype=torch.float32)
         metrics: dict[str, Any] = {
@@ -162,6 +170,9 @@ class RLAlgorithm(Algorithm):
             "rollouts": len(batch.rewards),
             "dropped_rollouts": batch.dropped,
             "rows": len(batch.prompts),
+            "trajectory_rows": batch.trajectory_rows,
+            "transition_rows": batch.transition_rows,
+            "prefix_breaks": batch.prefix_breaks,
             "untrainable_calls": batch.untrainable_calls,
             "rollout_s": rollout_s,
         }
@@ -173,6 +184,17 @@ class RLAlgorithm(Algorithm):
         metrics["update_s"] = update_s
         metrics["tokens_per_s"] = batch.tokens * cfg.updates_per_batch / update_s if batch.prompts else 0.0
         return metrics
+
+
+def _nothing_finished(store: LightningStore, step: int, rollouts: Sequence[Any]) -> str:
+    """One line for a step with nothing to train on: the first failed attempt's error, if any."""
+    for rollout in rollouts:
+        attempts = store.query_attempts(rollout.rollout_id)
+        error = attempts[-1].error if attempts else None
+        if error:
+            first = error.strip().splitlines()[0] if error.strip() else error
+            return f"step {step}: no rollout finished; the first failure: {first}"
+    return f"step {step}: no rollout finished with a reward within rollout_timeout_s"
 
 
 @dataclass
