@@ -3,7 +3,9 @@
 A checkpoint folder is an ordinary Hugging Face model folder (``save_pretrained`` of the model —
 or of the LoRA adapter — and of the tokenizer) plus ``trainer_state.pt``: optimizer, scheduler,
 RNG states (python, numpy, torch) and the step. It is written under a temporary name and renamed,
-so a crash never leaves a half-written checkpoint for ``--resume`` to pick up.
+so a crash never leaves a half-written checkpoint for ``--resume`` to pick up; pruning deletes
+``trainer_state.pt`` first, so a crash mid-delete leaves no broken one listed either
+(tests/faults/test_checkpoint_kill.py kills writers at arbitrary moments).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
     kept = set(found[-keep:]) | {best_checkpoint(output_dir)}
     doomed = [p for p in found if p not in kept]
     for path in doomed:
+        (path / STATE_FILE).unlink()  # first: a kill mid-delete leaves a folder no one lists, not a broken checkpoint
         shutil.rmtree(path)
     return doomed
 
