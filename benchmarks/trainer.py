@@ -32,7 +32,8 @@ from datasets import Dataset
 from agl_trl.config import RLConfig
 from agl_trl.objectives import objective_for
 from agl_trl.tiny_model import CHAT_TEMPLATE, TinyModelSpec, new_model, train_tokenizer
-from agl_trl.update import Batch, PolicyUpdate
+from agl_trl.trajectories import Batch
+from agl_trl.update import PolicyUpdate
 from examples.demo import arith
 
 
@@ -83,15 +84,15 @@ def time_trl(trainer: Any, model: Any, inputs: dict[str, Any]) -> float:
 
 
 def ours_batch(inputs: dict[str, Any], group: int) -> Batch:
+    """TRL's rows as ours: each completion one rollout's one call (no recorded log-probs: ratio 1, as TRL's)."""
     batch = Batch()
     prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"].bool()
     completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"].bool()
     for i in range(prompt_ids.size(0)):
-        batch.prompts.append(prompt_ids[i][prompt_mask[i]].tolist())
-        batch.completions.append(completion_ids[i][completion_mask[i]].tolist())
-        batch.owner.append(i)
-        batch.rewards.append(float(i % 2))
+        reward = float(i % 2)
+        batch.rewards.append(reward)
         batch.groups.append(str(i // group))
+        batch.add_row(i, None, [(prompt_ids[i][prompt_mask[i]].tolist(), completion_ids[i][completion_mask[i]].tolist(), None, reward)])
     return batch
 
 
