@@ -31,7 +31,8 @@ def add_rollout(store: LightningStore, task: str, repeat: int, calls: list[Call]
     """A succeeded rollout whose spans are `calls` (``chat`` spans with `serve`'s token ids) and rewards."""
     started = store.start_rollout(input={}, task_id=task, metadata={"repeat": repeat})
     rid, aid = started.rollout_id, started.attempt.attempt_id
-    spans, clock, trace_id = [], 100.0, uuid.uuid4().hex
+    spans: list[Span] = []
+    clock, trace_id = 100.0, uuid.uuid4().hex
 
     def span(name: str, **attrs: Any) -> None:
         nonlocal clock
