@@ -27,7 +27,7 @@ from agl_core.server import otlp
 from agl_core.server.access import BearerTokenMiddleware, check_bind
 from agl_core.server.limits import MAX_BODY_BYTES, MAX_CONCURRENT_EXPORTS, LimitError, read_body
 from agl_core.server.store_api import store_routes
-from agl_core.store.base import LightningStore
+from agl_core.store.base import LightningStore, StoreUnavailable
 from agl_core.store.http_client import TOKEN_ENV, HttpStore
 
 log = logging.getLogger("agentlightning.collector")
@@ -41,6 +41,8 @@ def _ingest(store: LightningStore, body: bytes, kind: str, encoding: str | None,
             store.add_spans(decoded.spans)
         except (ValueError, TypeError) as exc:  # a span the store's rules refuse (a reward that is no number)
             raise otlp.OtlpError(400, f"spans refused by the store: {exc}") from None
+        except StoreUnavailable as exc:  # disk full, database unreachable: exporters retry a 503
+            raise otlp.OtlpError(503, str(exc)) from None
     message = ""
     if decoded.rejected:
         message = f"{decoded.rejected} span(s) rejected: " + "; ".join(decoded.errors)
@@ -66,7 +68,7 @@ async def traces_endpoint(request: Request) -> Response:
             state.exports -= 1
     except (otlp.OtlpError, LimitError) as exc:
         content, media = otlp.encode_error(kind, exc.status, exc.message)
-        headers = {"Retry-After": "1"} if exc.status == 429 else None
+        headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
         return Response(content, status_code=exc.status, media_type=media, headers=headers)
     except ClientDisconnect:
         return Response(status_code=400)

@@ -5,7 +5,8 @@ One route per `store_method` of `LightningStore` (`store_routes`); any other met
 Arguments arrive as JSON; those whose annotation (on `LightningStore`) holds a pydantic model
 (spans, resources, runs) are validated back into it. Results go out as JSON
 (``{"result": ...}``); errors as ``{"error": <exception type>, "message": ...}`` with 400 for
-bad arguments, 404 for an unknown method, 409 for a `StoreError` and 413 beyond a size limit
+bad arguments, 404 for an unknown method, 409 for a `StoreError` (503 for `StoreUnavailable`: disk full,
+database unreachable; retry later) and 413 beyond a size limit
 (`agl_core.server.limits`). Every argument is checked against its annotation before the store
 sees it; integers must fit 64 bits and pages (``limit``, ``offset``) cannot be negative; one
 ``wait_for_rollouts`` call waits at most `MAX_WAIT_S` (`HttpStore` long-polls in shorter waits).
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agl_core.server.limits import LimitError, check_attributes, check_span_count, parse_json, read_body
-from agl_core.store.base import LightningStore, StoreError, store_methods
+from agl_core.store.base import LightningStore, StoreError, StoreUnavailable, store_methods
 from agl_core.types import Span
 
 #: Longest wait of one ``wait_for_rollouts`` request (seconds).
@@ -143,6 +144,8 @@ async def _serve(request: Request, method: str) -> Response:
         return _error(400, TypeError(f"{method}() got unexpected arguments: {', '.join(sorted(unknown))}"))
     try:
         result = await run_in_threadpool(call_store, store, method, kwargs)
+    except StoreUnavailable as exc:
+        return _error(503, exc)
     except StoreError as exc:
         return _error(409, exc)
     except LimitError as exc:

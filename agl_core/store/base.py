@@ -31,6 +31,11 @@ class StoreError(RuntimeError):
     """A store operation that cannot be done (unknown rollout, attempt not running, …)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot do it now (disk full, database unreachable) but may later: nothing of the
+    call was stored, and the same call can be retried (servers answer 503)."""
+
+
 class LightningStore:
     """The store contract every backend keeps (`agl_core.store.rules` holds its rules in code).
 

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from agl_core.store import rules
-from agl_core.store.base import LightningStore, StoreError
+from agl_core.store.base import LightningStore, StoreError, StoreUnavailable
 from agl_core.types import Rollout, RolloutRequest
 
 #: The store server's token (``agent-lightning collector --token``), sent by every client.
@@ -90,7 +90,8 @@ class HttpStore(LightningStore):
                 kind, message = "", response.text
             if 400 <= response.status_code < 500 and kind in _ARGUMENT_ERRORS:
                 raise _ARGUMENT_ERRORS[kind](message)
-            raise StoreError(f"store server {self.url} answered {response.status_code} to {method}: {message}")
+            refusal = StoreUnavailable if kind == StoreUnavailable.__name__ else StoreError
+            raise refusal(f"store server {self.url} answered {response.status_code} to {method}: {message}")
         return _result_adapter(method).validate_python(response.json()["result"])
 
     def wait_for_rollouts(

@@ -5,15 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import sqlalchemy as sa
 
 from agl_core.paths import default_store_url
 from agl_core.store import rules
 from agl_core.store import tables as t
-from agl_core.store.base import DEFAULT_HEARTBEAT_TIMEOUT_S, LightningStore
+from agl_core.store.base import DEFAULT_HEARTBEAT_TIMEOUT_S, LightningStore, StoreUnavailable
 from agl_core.store.sql.engine import engine_for
+
+T = TypeVar("T")
+#: How long a transaction is retried while the database is unreachable (a PostgreSQL restart).
+RECONNECT_S = 30.0
+_RECONNECT_PAUSE_S = 0.2
 
 
 class SqlCore(LightningStore):
@@ -35,8 +40,7 @@ class SqlCore(LightningStore):
         # One connection per process is enough for SQLite; serialising here avoids lock churn.
         self._lock = threading.RLock() if self._sqlite else None
         self._last_sweep = float("-inf")
-        with self._tx() as conn:
-            t.metadata.create_all(conn)
+        self._transact(lambda conn, _: t.metadata.create_all(conn))
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -46,6 +50,32 @@ class SqlCore(LightningStore):
             return
         with self._lock, self._engine.begin() as conn:
             yield conn
+
+    def _transact(self, work: Callable[[sa.Connection, bool], T]) -> T:
+        """``work(conn, retried)`` in one transaction.
+
+        While PostgreSQL is unreachable (restarting, a dropped connection) the transaction is run
+        again, with ``retried=True``, for up to `RECONNECT_S`: a commit whose answer was lost may
+        have happened, so a retried `work` must not insert twice. A full disk, or a database still
+        unreachable after that, is `StoreUnavailable` in one line (nothing of this call stored).
+        """
+        deadline = time.monotonic() + RECONNECT_S
+        retried = False
+        while True:
+            try:
+                with self._tx() as conn:
+                    return work(conn, retried)
+            except sa.exc.DBAPIError as exc:
+                if not (isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated):
+                    raise
+                reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+                if self._sqlite or time.monotonic() + _RECONNECT_PAUSE_S > deadline:
+                    raise StoreUnavailable(f"store {self._where()}: {reason}") from None
+            time.sleep(_RECONNECT_PAUSE_S)
+            retried = True
+
+    def _where(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -35,6 +35,8 @@ SETTLE_ROLLOUT = (
     .where(t.rollouts.c.rollout_id == _b("b_rid"))
     .values(status=_b("b_status"), final_reward=_b("b_reward"), updated_at=_b("b_now"))
 )
+STORED_ROLLOUT_IDS = sa.select(t.rollouts.c.rollout_id).where(t.rollouts.c.rollout_id.in_(_b("b_rids", expanding=True)))
+FIRST_ATTEMPT = sa.select(t.attempts).where(t.attempts.c.rollout_id == _b("b_rid"), t.attempts.c.sequence == 1)
 SELECT_ATTEMPT = sa.select(t.attempts).where(
     t.attempts.c.attempt_id == _b("b_aid"), t.attempts.c.rollout_id == _b("b_rid")
 )
@@ -66,6 +68,14 @@ def attempt_reward_spans(conn: sa.Connection, rollout_id: str, attempt_id: str) 
     """The reward spans of one attempt (the rules pick the latest)."""
     rows = conn.execute(_REWARD_SPANS, {"b_rid": rollout_id, "b_aid": attempt_id}).mappings()
     return [Span.model_validate(dict(row)) for row in rows]
+
+
+def unstored_spans(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The span rows not stored yet: those no stored span matches in trace, span, rollout and attempt id."""
+    key = ("trace_id", "span_id", "rollout_id", "attempt_id")
+    query = sa.select(*(t.spans.c[k] for k in key)).where(t.spans.c.trace_id.in_({row["trace_id"] for row in rows}))
+    stored = {tuple(found) for found in conn.execute(query)}
+    return [row for row in rows if tuple(row[k] for k in key) not in stored]
 
 
 def settle_late_rewards(conn: sa.Connection, rollout_ids: Iterable[str]) -> None:

@@ -45,9 +45,17 @@ class SqlRollouts(SqlCore):
         now = self._clock()
         # distinct creation times keep FIFO order exact on every backend
         rows = [self._rollout_row(item, now + i * 1e-6) for i, item in enumerate(rules.rollout_requests(items))]
+
+        def enqueue(conn: sa.Connection, retried: bool) -> None:
+            fresh = rows
+            if retried:  # the lost commit may have stored them
+                stored = set(conn.execute(q.STORED_ROLLOUT_IDS, {"b_rids": [r["rollout_id"] for r in rows]}).scalars())
+                fresh = [row for row in rows if row["rollout_id"] not in stored]
+            if fresh:
+                conn.execute(q.INSERT_ROLLOUT, fresh)
+
         if rows:
-            with self._tx() as conn:
-                conn.execute(q.INSERT_ROLLOUT, rows)
+            self._transact(enqueue)
         return [Rollout(**row) for row in rows]
 
     def _open_attempt(self, conn: sa.Connection, row: dict[str, Any], worker_id: str | None) -> AttemptedRollout:
@@ -85,18 +93,26 @@ class SqlRollouts(SqlCore):
             max_attempts=max_attempts, timeout_s=timeout_s, metadata=metadata or {},
         )
         row = self._rollout_row(request, self._clock())
-        with self._tx() as conn:
+
+        def start(conn: sa.Connection, retried: bool) -> AttemptedRollout:
+            if retried and (stored := conn.execute(q.SELECT_ROLLOUT, {"b_rid": row["rollout_id"]}).mappings().first()):
+                first = conn.execute(q.FIRST_ATTEMPT, {"b_rid": row["rollout_id"]}).mappings().one()
+                return AttemptedRollout(**stored, attempt=Attempt(**first))  # the lost commit had started it
             conn.execute(q.INSERT_ROLLOUT, [row])
             return self._open_attempt(conn, row, worker_id)
+
+        return self._transact(start)
 
     def dequeue_rollout(self, worker_id: str | None = None) -> AttemptedRollout | None:
         if rules.sweep_due(self._clock(), self._last_sweep, self.heartbeat_timeout):
             self.sweep()
-        with self._tx() as conn:
+
+        def claim(conn: sa.Connection, _: bool) -> AttemptedRollout | None:
+            # a retry claims afresh: a claim whose commit was lost holds a silent attempt, timed out like a dead worker's
             row = conn.execute(q.CLAIM).mappings().first()
-            if row is None:
-                return None
-            return self._open_attempt(conn, dict(row), worker_id)
+            return None if row is None else self._open_attempt(conn, dict(row), worker_id)
+
+        return self._transact(claim)
 
     def _finish_attempt(
         self, conn: sa.Connection, attempt: dict[str, Any], status: str, *, reward: float | None, error: str | None
@@ -124,32 +140,39 @@ class SqlRollouts(SqlCore):
         error: str | None = None,
     ) -> Attempt:
         reward = rules.check_report(status, reward)
-        with self._tx() as conn:
+
+        def report(conn: sa.Connection, _: bool) -> Attempt:
             found = conn.execute(q.SELECT_ATTEMPT, {"b_aid": attempt_id, "b_rid": rollout_id}).mappings().first()
             if found is None:
                 raise StoreError(f"no attempt {attempt_id!r} of rollout {rollout_id!r}")
             attempt = dict(found)
             if attempt["status"] != "running":
-                return Attempt(**attempt)  # a report on an ended attempt changes nothing
+                return Attempt(**attempt)  # a report on an ended attempt changes nothing (so a retry neither)
             if status is None or rules.is_heartbeat(status):
                 now = self._clock()
                 conn.execute(q.BEAT_ATTEMPT, {"b_aid": attempt_id, "b_now": now})
                 return Attempt(**{**attempt, "last_heartbeat": now})
             return Attempt(**self._finish_attempt(conn, attempt, status, reward=reward, error=error))
 
+        return self._transact(report)
+
     def sweep(self) -> int:
         now = self._last_sweep = self._clock()
-        timed_out = 0
-        with self._tx() as conn:
+
+        def sweep(conn: sa.Connection, _: bool) -> int:
+            timed_out = 0
             for row in conn.execute(q.RUNNING_ATTEMPTS).mappings().all():
                 if rules.timed_out(row["start_time"], row["last_heartbeat"], row["timeout_s"], self.heartbeat_timeout, now):
                     attempt = {name: row[name] for name in q.ATTEMPT_COLUMNS}
                     self._finish_attempt(conn, attempt, "timeout", reward=None, error=rules.TIMEOUT_ERROR)
                     timed_out += 1
-        return timed_out
+            return timed_out
+
+        return self._transact(sweep)
 
     def cancel_rollout(self, rollout_id: str) -> Rollout:
-        with self._tx() as conn:
+
+        def cancel(conn: sa.Connection, _: bool) -> None:
             now = self._clock()
             conn.execute(
                 t.rollouts.update()
@@ -162,6 +185,8 @@ class SqlRollouts(SqlCore):
                 .where(t.attempts.c.rollout_id == rollout_id, t.attempts.c.status == "running")
                 .values(status="failed", end_time=now, error=rules.CANCELLED_ERROR)
             )
+
+        self._transact(cancel)
         rollout = self.get_rollout(rollout_id)
         if rollout is None:
             raise StoreError(f"no rollout {rollout_id!r}")
@@ -192,8 +217,7 @@ class SqlRollouts(SqlCore):
         )
         if limit is not None:
             query = query.limit(limit)
-        with self._tx() as conn:
-            return [Rollout(**row) for row in conn.execute(query).mappings()]
+        return self._transact(lambda conn, _: [Rollout(**row) for row in conn.execute(query).mappings()])
 
     def count_rollouts(
         self,
@@ -205,13 +229,11 @@ class SqlRollouts(SqlCore):
     ) -> int:
         filters = q.rollout_filters(status, mode, run_id, None, agent)
         query = sa.select(sa.func.count()).select_from(t.rollouts).where(*filters)
-        with self._tx() as conn:
-            return int(conn.execute(query).scalar() or 0)
+        return self._transact(lambda conn, _: int(conn.execute(query).scalar() or 0))
 
     def query_attempts(self, rollout_id: str) -> list[Attempt]:
         query = sa.select(t.attempts).where(t.attempts.c.rollout_id == rollout_id).order_by(t.attempts.c.sequence)
-        with self._tx() as conn:
-            return [Attempt(**row) for row in conn.execute(query).mappings()]
+        return self._transact(lambda conn, _: [Attempt(**row) for row in conn.execute(query).mappings()])
 
     def wait_for_rollouts(
         self, rollout_ids: Sequence[str], timeout: float | None = None, poll_s: float = 0.05
