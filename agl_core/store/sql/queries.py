@@ -36,7 +36,7 @@ SETTLE_ROLLOUT = (
     .values(status=_b("b_status"), final_reward=_b("b_reward"), updated_at=_b("b_now"))
 )
 STORED_ROLLOUT_IDS = sa.select(t.rollouts.c.rollout_id).where(t.rollouts.c.rollout_id.in_(_b("b_rids", expanding=True)))
-FIRST_ATTEMPT = sa.select(t.attempts).where(t.attempts.c.rollout_id == _b("b_rid"), t.attempts.c.sequence == 1)
+ATTEMPT_BY_ID = sa.select(t.attempts).where(t.attempts.c.attempt_id == _b("b_aid"))
 SELECT_ATTEMPT = sa.select(t.attempts).where(
     t.attempts.c.attempt_id == _b("b_aid"), t.attempts.c.rollout_id == _b("b_rid")
 )

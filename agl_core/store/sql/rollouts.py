@@ -58,11 +58,13 @@ class SqlRollouts(SqlCore):
             self._transact(enqueue)
         return [Rollout(**row) for row in rows]
 
-    def _open_attempt(self, conn: sa.Connection, row: dict[str, Any], worker_id: str | None) -> AttemptedRollout:
+    def _open_attempt(
+        self, conn: sa.Connection, row: dict[str, Any], attempt_id: str, worker_id: str | None
+    ) -> AttemptedRollout:
         now = self._clock()
         sequence = row["num_attempts"] + 1
         attempt = Attempt(
-            attempt_id=new_id("at"),
+            attempt_id=attempt_id,
             rollout_id=row["rollout_id"],
             sequence=sequence,
             status="running",
@@ -74,6 +76,15 @@ class SqlRollouts(SqlCore):
         conn.execute(q.MARK_RUNNING, {"b_rid": row["rollout_id"], "b_seq": sequence, "b_now": now})
         row = {**row, "status": "running", "num_attempts": sequence, "updated_at": now}
         return AttemptedRollout(**row, attempt=attempt)
+
+    @staticmethod
+    def _opened(conn: sa.Connection, attempt_id: str) -> AttemptedRollout | None:
+        """Attempt `attempt_id` with its rollout, if a commit (perhaps one whose answer was lost) opened it."""
+        attempt = conn.execute(q.ATTEMPT_BY_ID, {"b_aid": attempt_id}).mappings().first()
+        if attempt is None:
+            return None
+        rollout = conn.execute(q.SELECT_ROLLOUT, {"b_rid": attempt["rollout_id"]}).mappings().one()
+        return AttemptedRollout(**rollout, attempt=Attempt(**attempt))
 
     def start_rollout(
         self,
@@ -92,14 +103,13 @@ class SqlRollouts(SqlCore):
             input=input, mode=mode, task_id=task_id, resources_id=resources_id, run_id=run_id,
             max_attempts=max_attempts, timeout_s=timeout_s, metadata=metadata or {},
         )
-        row = self._rollout_row(request, self._clock())
+        row, attempt_id = self._rollout_row(request, self._clock()), new_id("at")
 
         def start(conn: sa.Connection, retried: bool) -> AttemptedRollout:
-            if retried and (stored := conn.execute(q.SELECT_ROLLOUT, {"b_rid": row["rollout_id"]}).mappings().first()):
-                first = conn.execute(q.FIRST_ATTEMPT, {"b_rid": row["rollout_id"]}).mappings().one()
-                return AttemptedRollout(**stored, attempt=Attempt(**first))  # the lost commit had started it
+            if retried and (opened := self._opened(conn, attempt_id)):
+                return opened
             conn.execute(q.INSERT_ROLLOUT, [row])
-            return self._open_attempt(conn, row, worker_id)
+            return self._open_attempt(conn, row, attempt_id, worker_id)
 
         return self._transact(start)
 
@@ -107,10 +117,13 @@ class SqlRollouts(SqlCore):
         if rules.sweep_due(self._clock(), self._last_sweep, self.heartbeat_timeout):
             self.sweep()
 
-        def claim(conn: sa.Connection, _: bool) -> AttemptedRollout | None:
-            # a retry claims afresh: a claim whose commit was lost holds a silent attempt, timed out like a dead worker's
+        attempt_id = new_id("at")
+
+        def claim(conn: sa.Connection, retried: bool) -> AttemptedRollout | None:
+            if retried and (opened := self._opened(conn, attempt_id)):
+                return opened  # the claim whose answer was lost
             row = conn.execute(q.CLAIM).mappings().first()
-            return None if row is None else self._open_attempt(conn, dict(row), worker_id)
+            return None if row is None else self._open_attempt(conn, dict(row), attempt_id, worker_id)
 
         return self._transact(claim)
 
