@@ -97,7 +97,7 @@ def test_clients_ride_out_postgres_restarts_without_duplicates_or_losses(postgre
     load = Load(postgres.url)
     SqlStore(postgres.url).close()  # the tables, before the clients race to create them
     load.start()
-    marks = []
+    marks: list[int] = []
     for mode in ("immediate", "fast"):
         wait_until(lambda: load.progress() >= len(marks) * 40 + 30 or bool(load.errors), 60, "load before a restart")
         marks.append(load.progress())
