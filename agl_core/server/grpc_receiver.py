@@ -12,7 +12,7 @@ from concurrent import futures
 from agl_core.server import otlp
 from agl_core.server.access import REFUSALS, TokenGate, bearer
 from agl_core.server.limits import MAX_BODY_BYTES, LimitError
-from agl_core.store.base import LightningStore
+from agl_core.store.base import LightningStore, StoreUnavailable
 
 log = logging.getLogger("agentlightning.collector")
 
@@ -54,6 +54,8 @@ def start_grpc_receiver(
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message)
             except (ValueError, TypeError) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"spans refused by the store: {exc}")
+            except StoreUnavailable as exc:  # disk full, database unreachable: exporters retry UNAVAILABLE
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             response = pb.ExportTraceServiceResponse()
             if decoded.rejected:
                 response.partial_success.rejected_spans = decoded.rejected

@@ -11,15 +11,18 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
+import grpc
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agl_core.server import BackgroundCollector
+from agl_core.server.grpc_receiver import start_grpc_receiver
 from agl_core.store.base import StoreUnavailable
 from agl_core.store.sql import SqlStore
 from agl_core.tracing import semconv
@@ -68,6 +71,18 @@ def _keys(spans: tuple[ReadableSpan, ...]) -> set[tuple[str, str]]:
     return {(s.trace_id, s.span_id) for s in map(span_from_otel, spans)}
 
 
+def _grpc_status(store: SqlStore, spans: tuple[ReadableSpan, ...]) -> grpc.StatusCode:
+    server, port = start_grpc_receiver(store, "127.0.0.1", 0)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            TraceServiceStub(channel).Export(encode_spans(spans), timeout=10)
+        return grpc.StatusCode.OK
+    except grpc.RpcError as exc:
+        return exc.code()
+    finally:
+        server.stop(0)
+
+
 def test_a_full_disk_is_one_line_loses_nothing_and_passes_once_space_returns(small_disk: Path) -> None:
     url = f"sqlite:///{small_disk / 'store.db'}"
     store = SqlStore(url)
@@ -97,6 +112,7 @@ def test_a_full_disk_is_one_line_loses_nothing_and_passes_once_space_returns(sma
         assert answer.status_code == 503 and answer.headers["retry-after"] == "1"  # OTLP exporters retry this
         exporter = OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces", timeout=1)
         assert exporter.export(full) is SpanExportResult.FAILURE  # still full when its retries give up
+        assert _grpc_status(store, full) == grpc.StatusCode.UNAVAILABLE  # the gRPC receiver's retryable refusal
 
         (small_disk / "ballast").unlink()  # space returns
         assert exporter.export(full) is SpanExportResult.SUCCESS
