@@ -9,10 +9,14 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
+
+from agl_core.store.base import StoreUnavailable
 from agl_core.store.sql import SqlStore
 from agl_core.types import RolloutRequest, Span
 from tests.faults.conftest import Postgres, report
 from tests.faults.procs import wait_until
+from tests.fixtures.scripted_openai import free_port
 
 PRODUCERS, WORKERS, SPANS_PER_CALL = 2, 2, 10
 
@@ -127,3 +131,13 @@ def test_clients_ride_out_postgres_restarts_without_duplicates_or_losses(postgre
     assert set(spans) == set(load.spans) and set(spans.values()) == {1}
     assert all(r.status == "succeeded" for r in rollouts)
     assert set(load.finished) == set(load.rollouts) and set(load.finished.values()) == {1}  # finished exactly once
+
+
+def test_a_database_never_reached_is_one_line_at_once() -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'agentlightning[postgres]'")
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as refused:
+        SqlStore(url)
+    assert time.monotonic() - started < 5  # no waiting for a server that never answered
+    assert "\n" not in str(refused.value) and "Connection refused" in str(refused.value)

@@ -40,6 +40,7 @@ class SqlCore(LightningStore):
         # One connection per process is enough for SQLite; serialising here avoids lock churn.
         self._lock = threading.RLock() if self._sqlite else None
         self._last_sweep = float("-inf")
+        self._reached = False  # a database never reached is an error at once, not one to wait for
         self._transact(lambda conn, _: t.metadata.create_all(conn))
 
     @contextmanager
@@ -54,22 +55,25 @@ class SqlCore(LightningStore):
     def _transact(self, work: Callable[[sa.Connection, bool], T]) -> T:
         """``work(conn, retried)`` in one transaction.
 
-        While PostgreSQL is unreachable (restarting, a dropped connection) the transaction is run
-        again, with ``retried=True``, for up to `RECONNECT_S`: a commit whose answer was lost may
-        have happened, so a retried `work` must not insert twice. A full disk, or a database still
-        unreachable after that, is `StoreUnavailable` in one line (nothing of this call stored).
+        While PostgreSQL, once reached, is unreachable (restarting, a dropped connection) the
+        transaction is run again, with ``retried=True``, for up to `RECONNECT_S`: a commit whose
+        answer was lost may have happened, so a retried `work` must not insert twice. A full disk,
+        a database never reached, or one still unreachable after that is `StoreUnavailable` in one
+        line (nothing of this call stored).
         """
         deadline = time.monotonic() + RECONNECT_S
         retried = False
         while True:
             try:
                 with self._tx() as conn:
-                    return work(conn, retried)
+                    done = work(conn, retried)
+                self._reached = True
+                return done
             except sa.exc.DBAPIError as exc:
                 if not (isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated):
                     raise
                 reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
-                if self._sqlite or time.monotonic() + _RECONNECT_PAUSE_S > deadline:
+                if self._sqlite or not self._reached or time.monotonic() + _RECONNECT_PAUSE_S > deadline:
                     raise StoreUnavailable(f"store {self._where()}: {reason}") from None
             time.sleep(_RECONNECT_PAUSE_S)
             retried = True
