@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agl_core.server import BackgroundCollector
 from agl_core.server.grpc_receiver import start_grpc_receiver
-from agl_core.store.base import StoreUnavailable
+from agl_core.store.base import LightningStore, StoreUnavailable
 from agl_core.store.sql import SqlStore
 from agl_core.tracing import semconv
 from agl_core.tracing.convert import span_from_otel
@@ -113,6 +113,8 @@ def test_a_full_disk_is_one_line_loses_nothing_and_passes_once_space_returns(sma
         exporter = OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces", timeout=1)
         assert exporter.export(full) is SpanExportResult.FAILURE  # still full when its retries give up
         assert _grpc_status(store, full) == grpc.StatusCode.UNAVAILABLE  # the gRPC receiver's retryable refusal
+        with LightningStore(collector.url) as remote, pytest.raises(StoreUnavailable, match="disk is full"):
+            remote.add_spans([span_from_otel(s) for s in full])  # the store API's 503, raised as such by HttpStore
 
         (small_disk / "ballast").unlink()  # space returns
         assert exporter.export(full) is SpanExportResult.SUCCESS
