@@ -11,6 +11,10 @@ token ids and rewards. Same model weights at the start of each repeat, same loss
 default bf16 autocast, which it applies on CPU too, is turned off). Tokens = unpadded prompt + completion
 tokens of the batch; both sides are charged the same count.
 
+Then multi-turn rows (TRL has none): the same completions cut into 3-call rollouts with inserted
+tokens between calls, updated once as trajectory rows (one sequence per rollout, inserted tokens
+masked) and once as one row per call, which re-reads the shared context at every call.
+
     python benchmarks/trainer.py [--tasks 8] [--group 8] [--completion 32] [--hidden 256] [--layers 4] [--repeats 5]
 """
 
@@ -96,6 +100,26 @@ def ours_batch(inputs: dict[str, Any], group: int) -> Batch:
     return batch
 
 
+def multi_turn(batch: Batch, turns: int = 3) -> tuple[Batch, Batch]:
+    """The same rows as `turns`-call rollouts: each completion cut into `turns` replies with a
+    5-token "tool result" between them; once as trajectory rows, once as one row per call."""
+    merged, separate = Batch(), Batch()
+    for i, (prompt, completion) in enumerate(zip(batch.prompts, batch.completions)):
+        size = -(-len(completion) // turns)
+        replies = [completion[k : k + size] for k in range(0, len(completion), size)]
+        calls, context = [], list(prompt)
+        for reply in replies:
+            calls.append((list(context), reply, None, batch.rewards[i]))
+            context += reply + prompt[-5:]  # the inserted tokens before the next call
+        for target in (merged, separate):
+            target.rewards.append(batch.rewards[i])
+            target.groups.append(batch.groups[i])
+        merged.add_row(i, None, calls)
+        for call in calls:
+            separate.add_row(i, None, [call])
+    return merged, separate
+
+
 def time_ours(model: Any, tokenizer: Any, batch: Batch, args: argparse.Namespace) -> float:
     config = RLConfig(model="bench", batch_size=args.tasks, group_size=args.group, max_new_tokens=args.completion, learning_rate=1e-5)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
@@ -134,6 +158,18 @@ def main() -> None:
     print(f"TRL GRPOTrainer update: {trl_s * 1e3:8.1f} ms  {tokens / trl_s:10.0f} tokens/s")
     print(f"agl_trl GRPO update:    {ours_s * 1e3:8.1f} ms  {tokens / ours_s:10.0f} tokens/s")
     print(f"ratio (ours / TRL tokens/s): {trl_s / ours_s:.2f}x")
+    merged, separate = multi_turn(batch)
+    turn_times: dict[str, list[float]] = {"trajectory": [], "transition": []}
+    for _ in range(args.repeats):
+        for name, rows in (("trajectory", merged), ("transition", separate)):
+            model.load_state_dict(initial)
+            turn_times[name].append(time_ours(model, tokenizer, rows, args))
+    trained = merged.trained_tokens
+    print(f"multi-turn (3 calls per rollout, {trained} sampled tokens; the same loss either way):")
+    for name, rows in (("trajectory", merged), ("transition", separate)):
+        took = statistics.median(turn_times[name])
+        print(f"  agl_trl {name} rows: {len(rows.prompts):4d} rows {rows.tokens:6d} tokens read {took * 1e3:8.1f} ms  "
+              f"{trained / took:10.0f} sampled tokens/s")  # fmt: skip
 
 
 if __name__ == "__main__":
