@@ -5,6 +5,7 @@ Both receivers (OTLP/HTTP, the store API) apply the same size limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Iterable
 
@@ -20,13 +21,17 @@ MAX_JSON_DEPTH = 64
 MAX_SPANS_PER_REQUEST = 10_000
 #: Largest attribute value of one span: a string's characters, or an array's summed over its items.
 MAX_ATTRIBUTE_CHARS = 4 * 1024 * 1024
+#: Longest wait for a request's body once its headers have arrived; a client that stalls mid-body
+#: (slowloris) gets 408 instead of holding a connection and its buffer forever.
+BODY_TIMEOUT_S = 30.0
 #: OTLP exports read or stored at once; more are answered 429 (exporters retry it with backoff), so
 #: a thousand exporters at once cannot hold a thousand bodies in memory.
 MAX_CONCURRENT_EXPORTS = 64
 
 
 class LimitError(ValueError):
-    """A request refused; ``status`` is what to answer (413 beyond a size, 400 for nesting)."""
+    """A request refused; ``status`` is what to answer (413 beyond a size, 400 for nesting, 408 for a
+    body that stopped arriving)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -35,16 +40,21 @@ class LimitError(ValueError):
 
 
 async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
-    """The request's body, or `LimitError` 413 as soon as it is over `max_bytes` (declared or sent)."""
+    """The request's body, or `LimitError` 413 as soon as it is over `max_bytes` (declared or sent),
+    408 when it has not all arrived within `BODY_TIMEOUT_S`."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise LimitError(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise LimitError(413, f"body is over the {max_bytes}-byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise LimitError(413, f"body is over the {max_bytes}-byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise LimitError(408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
     return b"".join(chunks)
 
 
