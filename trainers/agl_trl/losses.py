@@ -76,13 +76,13 @@ def segment_ids(mask: torch.Tensor, segments: torch.Tensor | None) -> tuple[torc
     """Each token's segment (0 where masked out) and the number of segments: `segments` holds ids
     ``0..n-1`` (-1 for untrained tokens); None means one segment per row."""
     if segments is None:
-        return torch.arange(mask.size(0)).unsqueeze(1).expand_as(mask), mask.size(0)
+        return torch.arange(mask.size(0), device=mask.device).unsqueeze(1).expand_as(mask), mask.size(0)
     return segments.clamp(min=0), int(segments.max()) + 1 if segments.numel() else 0
 
 
 def per_segment(values: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
     """Sum of `values` per segment (differentiable)."""
-    return torch.zeros(n, dtype=values.dtype).index_add(0, ids.reshape(-1), values.reshape(-1))
+    return torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, ids.reshape(-1), values.reshape(-1))
 
 
 def sequence_kl(
@@ -120,7 +120,7 @@ def grpo_loss(
     ids, n = segment_ids(mask, segments)
     segs = n if num_segments is None else num_segments
     old = logps.detach() if old_logps is None else old_logps
-    adv = advantages[ids]
+    adv = advantages.to(logps.device)[ids]
     ratio = torch.exp(logps - old)
     high = epsilon_low if epsilon_high is None else epsilon_high
     clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + high)
@@ -161,6 +161,7 @@ def rloo_loss(
     """Clipped sequence-level policy loss (TRL ``RLOOTrainer._compute_loss``): the ratio is over each
     segment's summed log-probs; the KL to the reference is already in the advantages (:func:`sequence_kl`)."""
     ids, n = segment_ids(mask, segments)
+    advantages = advantages.to(logps.device)
     seq_logps = per_segment(logps * mask, ids, n)
     seq_old = seq_logps.detach() if old_logps is None else per_segment(old_logps * mask, ids, n)
     ratio = torch.exp(seq_logps - seq_old)
@@ -190,12 +191,14 @@ def token_logps(
     Rows are laid out as TRL lays them out: prompts left-padded, completions right-padded, so every
     completion starts at the same column and only the last ``T + 1`` logits are computed. Position
     ids count real tokens only, as `serve` counted them when it sampled."""
+    device = next(model.parameters()).device
     p_max, t_max = max(len(p) for p in prompts), max(len(c) for c in completions)
     input_ids = torch.full((len(prompts), p_max + t_max), pad_token_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
     for i, (p, c) in enumerate(zip(prompts, completions)):
         input_ids[i, p_max - len(p) : p_max + len(c)] = torch.tensor(list(p) + list(c), dtype=torch.long)
         attention[i, p_max - len(p) : p_max + len(c)] = 1
+    input_ids, attention = input_ids.to(device), attention.to(device)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     mask = attention[:, p_max:].float()
     targets = input_ids[:, p_max:]

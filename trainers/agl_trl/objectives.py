@@ -107,7 +107,7 @@ class RLOO:
     ) -> tuple[torch.Tensor, float | None]:
         kl = None
         if self.config.beta:
-            call_kl = torch.cat([sequence_kl(f.old, f.ref, f.mask, f.segments) for f in frozen])  # type: ignore[arg-type]
+            call_kl = torch.cat([sequence_kl(f.old, f.ref, f.mask, f.segments) for f in frozen]).to(rewards.device)  # type: ignore[arg-type]
             penalty = torch.zeros_like(rewards).index_add_(0, owner, call_kl)  # summed over a unit's calls
             rewards = rewards - self.config.beta * penalty
             kl = call_kl.mean().item()

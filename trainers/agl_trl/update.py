@@ -77,12 +77,14 @@ class PolicyUpdate:
             net, batch.prompts[part], batch.completions[part], pad_token_id=self.tokenizer.pad_token_id,
             temperature=self.config.temperature or 1.0,
         )  # fmt: skip
-        mask = attention * (segments >= 0)
+        mask = attention * (segments.to(attention.device) >= 0)
         return logps * mask, mask
 
     def _frozen(self, batch: Batch, chunk: slice, segments: torch.Tensor, need_old: bool) -> Frozen:
+        device = next(self.model.parameters()).device
+        segments = segments.to(device)
         trained = segments >= 0
-        recorded = _padded(batch.behaviour[chunk], segments.size(1), 0.0)
+        recorded = _padded(batch.behaviour[chunk], segments.size(1), 0.0).to(device)
         old: torch.Tensor | None = recorded if not torch.isnan(recorded[trained]).all() else None
         ref = None
         if need_old:
