@@ -14,14 +14,18 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+import agentlightning as agl
+from agl_core.cli.config import ConfigError
 from agl_core.cli.main import main
 from agl_core.store import LightningStore
 from agl_core.tracing import semconv
+from agl_core.training.algorithm import fit
 from agl_core.types import Rollout, Span, Task
 from agl_trl.config import RLConfig
 from agl_trl.objectives import Frozen, objective_for
+from agl_trl.rl import RLAlgorithm
 from agl_trl.trajectories import Batch, build_batch
-from tests.trainers.rl_fixtures import HI
+from tests.trainers.rl_fixtures import HI, rl_config
 
 #: a call: (agent, prompt ids, sampled ids, rewards emitted after it)
 Call = tuple[str, list[int], list[int], list[float]]
@@ -170,3 +174,12 @@ def test_a_step_where_no_rollout_finished_stops_train_with_the_first_failure(pol
     assert line.startswith("error: step 1: no rollout finished; the first failure: ")
     assert "the prompt has" in line and "the model's context is 256" in line
     assert "Traceback" not in result.output and not (Path(tmp_path / "run") / "checkpoints").exists()
+
+
+def test_a_step_whose_rollouts_all_ended_without_a_reward_stops_the_run(policy, tmp_path) -> None:
+    store = LightningStore("memory://")
+    agl.configure(store=store)
+    algorithm = RLAlgorithm(rl_config(policy, tmp_path, episodes=3))
+    with pytest.raises(ConfigError, match=r"^step 1: no rollout finished with a reward \(the agent returned none"):
+        fit(algorithm, lambda task, resources: None, store, [Task(task_id="a", input=HI)], n_workers=1)
+    assert algorithm.last_batch is None  # nothing was trained on

@@ -159,7 +159,7 @@ class RLAlgorithm(Algorithm):
         )
         batch.dropped = len(tasks) * cfg.group_size - len(batch.rewards)
         if not batch.rewards:
-            raise ConfigError(_nothing_finished(ctx.store, step, rollouts))
+            raise ConfigError(_nothing_finished(ctx.store, step, rollouts, cfg.rollout_timeout_s))
         self.last_batch = batch
         rewards = torch.tensor(batch.rewards, dtype=torch.float32)
         metrics: dict[str, Any] = {
@@ -186,15 +186,18 @@ class RLAlgorithm(Algorithm):
         return metrics
 
 
-def _nothing_finished(store: LightningStore, step: int, rollouts: Sequence[Any]) -> str:
-    """One line for a step with nothing to train on: the first failed attempt's error, if any."""
+def _nothing_finished(store: LightningStore, step: int, rollouts: Sequence[Any], timeout_s: float) -> str:
+    """One line for a step with nothing to train on: the first failed attempt's error, else why."""
+    errors = []
     for rollout in rollouts:
         attempts = store.query_attempts(rollout.rollout_id)
-        error = attempts[-1].error if attempts else None
-        if error:
-            first = error.strip().splitlines()[0] if error.strip() else error
-            return f"step {step}: no rollout finished; the first failure: {first}"
-    return f"step {step}: no rollout finished with a reward within rollout_timeout_s"
+        errors.append((attempts[-1].error or "").strip() if attempts else "")
+    failure = next((e for e in errors if e and e != "cancelled"), None)
+    if failure is not None:
+        return f"step {step}: no rollout finished; the first failure: {failure.splitlines()[0]}"
+    if "cancelled" in errors or len(rollouts) == 0:
+        return f"step {step}: no rollout finished within rollout_timeout_s ({timeout_s:g} s)"
+    return f"step {step}: no rollout finished with a reward (the agent returned none and emitted none)"
 
 
 @dataclass
