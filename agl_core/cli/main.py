@@ -1,4 +1,4 @@
-"""``agent-lightning``: train, eval, export, serve, dashboard, collector, plugins."""
+"""``agent-lightning``: train, eval, export, serve, dashboard, collector, runner, plugins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from agl_core import __version__
+from agl_core.cli.runner_cmd import runner as runner_command
 
 VERBOSE_HELP = "Debug logging on the console (the log file is $AGL_HOME/logs/training.log)."
 STORE_HELP = "Store URL: sqlite:///PATH, postgresql://…, memory:// or http://HOST:4318 (default: the config's store, AGL_STORAGE, or $AGL_HOME/store.db)."
@@ -173,14 +174,45 @@ def eval_(config_path: str, checkpoint: str | None, overrides: tuple[str, ...], 
 @click.option(
     "--token", default=None, envvar="AGL_STORE_TOKEN", help="Token every request must send (env AGL_STORE_TOKEN); required beyond loopback."
 )
+@click.option(
+    "--heartbeat-timeout",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="A running attempt silent for this long is timed out and its rollout requeued (default 60).",
+)
+@click.option("--ssl-certfile", default=None, type=click.Path(dir_okay=False, exists=True), help="Serve HTTPS with this certificate (PEM; with --ssl-keyfile).")
+@click.option("--ssl-keyfile", default=None, type=click.Path(dir_okay=False, exists=True), help="The private key of --ssl-certfile (PEM).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
-def collector(host: str, port: int, store: str | None, grpc_port: int | None, token: str | None, verbose: bool) -> None:
+def collector(
+    host: str,
+    port: int,
+    store: str | None,
+    grpc_port: int | None,
+    token: str | None,
+    heartbeat_timeout: float | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    verbose: bool,
+) -> None:
     """Serve the store over HTTP and receive OTLP/HTTP traces at /v1/traces; prints its URL once listening."""
     from agl_core.server import serve_collector
     from agl_core.server.access import AccessError
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        _fail("--ssl-certfile and --ssl-keyfile go together")
     try:
-        serve_collector(host, port, store, grpc_port=grpc_port, token=token, verbose=verbose)
+        serve_collector(
+            host,
+            port,
+            store,
+            grpc_port=grpc_port,
+            token=token,
+            heartbeat_timeout=heartbeat_timeout,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            verbose=verbose,
+        )
     except (AccessError, ValueError) as exc:
         _fail(str(exc))
 
@@ -268,6 +300,7 @@ def _add_plugin_commands() -> None:
             main.add_command(command)
 
 
+main.add_command(runner_command)
 _add_plugin_commands()
 
 if __name__ == "__main__":

@@ -114,12 +114,16 @@ def serve_collector(
     max_body_bytes: int = MAX_BODY_BYTES,
     grpc_port: int | None = None,
     token: str | None = None,
+    heartbeat_timeout: float | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Run the store server in the foreground until interrupted (``agent-lightning collector``).
 
     ``grpc_port`` (e.g. 4317) also receives OTLP/gRPC, for SDKs left on their gRPC default. Prints
-    one line with its URL once listening; ``verbose`` logs every request.
+    one line with its URL once listening; ``verbose`` logs every request. ``heartbeat_timeout``
+    (seconds) is the store's; ``ssl_certfile``/``ssl_keyfile`` serve HTTPS (the HTTP side only).
     Raises `agl_core.server.access.AccessError` before opening anything when `host` is not a loopback
     address and there is no token (argument or ``AGL_STORE_TOKEN``).
     """
@@ -127,7 +131,7 @@ def serve_collector(
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token, service="the store", token_env=TOKEN_ENV)
-    store = LightningStore(store_url)
+    store = LightningStore(store_url, **({} if heartbeat_timeout is None else {"heartbeat_timeout": heartbeat_timeout}))
     if isinstance(store, HttpStore):
         store.close()
         raise ValueError("the collector needs a local store (sqlite:///…, memory://, postgresql://…), not http://")
@@ -140,7 +144,7 @@ def serve_collector(
     line = f"collector at {{url}} (store API, OTLP/HTTP at /v1/traces{grpc}; {access_note(token, TOKEN_ENV)}; store {store!r})"
     try:
         app = create_app(store, max_body_bytes=max_body_bytes, token=token)
-        run_foreground(app, host, port, start_line=line, verbose=verbose)
+        run_foreground(app, host, port, start_line=line, verbose=verbose, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=2).wait()

@@ -21,9 +21,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def access_note(token: str | None, env: str) -> str:
@@ -31,15 +31,33 @@ def access_note(token: str | None, env: str) -> str:
     return f"token required ({env})" if token else "no token"
 
 
-def run_foreground(app: Any, host: str, port: int, *, start_line: str, verbose: bool = False) -> None:
+def run_foreground(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    start_line: str,
+    verbose: bool = False,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> None:
     """Serve `app` until interrupted; prints `start_line` with ``{url}`` filled in once bound.
 
     ``verbose`` logs every request (uvicorn's access log) and uvicorn's own lifecycle lines.
+    ``ssl_certfile``/``ssl_keyfile`` (PEM) serve HTTPS through uvicorn's TLS; the URL then says https.
     """
+    config = uvicorn.Config(
+        app,
+        log_level="info" if verbose else "warning",
+        lifespan="off",
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
+    config.load()  # a bad certificate or key fails here, before the start line
     sock = bind_socket(host, port)
     sock.listen(2048)  # connections queue from now on, so the start line is true when printed
-    print(start_line.replace("{url}", url_of(sock)), flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info" if verbose else "warning", lifespan="off"))
+    print(start_line.replace("{url}", url_of(sock, "https" if ssl_certfile else "http")), flush=True)
+    server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
     finally:
