@@ -65,6 +65,15 @@ def build_tasks(config: Config, split: str) -> list[Task]:
         raise ConfigError(f"environment.{split}_tasks: {exc}") from None
 
 
+def check_runners(config: Config, store_url: str) -> None:
+    """``training.runners: external`` needs a store the runners reach from their own processes."""
+    if config.training.runners == "external" and store_url.startswith("memory:"):
+        raise ConfigError(
+            "training.runners: external runners cannot reach a memory:// store; use the collector's http://…, "
+            "postgresql://… or sqlite:///…"
+        )
+
+
 def dependency_missing(exc: ModuleNotFoundError) -> bool:
     """Whether `exc` means a package is not installed (not that a module of an installed one is broken)."""
     top = (exc.name or "").partition(".")[0]

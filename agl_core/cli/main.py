@@ -94,13 +94,14 @@ def train(config_path: str, overrides: tuple[str, ...], store: str | None, resum
     a key for this run only, e.g. a smoke test: --set training.episodes=2 --set environment.eval_size=4.
     """
     from agl_core.cli.config import ConfigError
-    from agl_core.cli.launch import build_agent, build_algorithm, build_tasks
+    from agl_core.cli.launch import build_agent, build_algorithm, build_tasks, check_runners
     from agl_core.training.algorithm import fit
     from agl_core.training.registry import TrainingOptions
     from agl_core.training.run_mirror import StorageError, check_storage
 
     config, lstore = _prepare(config_path, overrides, store, verbose)
     try:
+        check_runners(config, lstore.url)
         agent = build_agent(config)
         train_tasks = build_tasks(config, "train")
         eval_tasks = build_tasks(config, "eval")
@@ -123,7 +124,11 @@ def train(config_path: str, overrides: tuple[str, ...], store: str | None, resum
     except (ConfigError, StorageError) as exc:
         _fail(str(exc))
     try:
-        summary = fit(algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers)
+        if config.training.runners == "external":
+            click.echo(f"waiting for runners: agent-lightning runner --store {lstore.url} --config {config_path}", err=True)
+        summary = fit(
+            algorithm, agent, lstore, train_tasks, eval_tasks, n_workers=config.training.n_workers, runners=config.training.runners
+        )
     except ConfigError as exc:  # found once running, e.g. an endpoint no call can succeed against
         _fail(str(exc))
     click.echo(json.dumps(summary, indent=2, default=str))

@@ -94,11 +94,19 @@ def fit(
     eval_tasks: Sequence[Task] = (),
     *,
     n_workers: int = 1,
+    runners: str = "local",
 ) -> dict[str, Any]:
-    """Run `algorithm` with `n_workers` runner threads executing `agent` on the same store."""
+    """Run `algorithm` with `n_workers` runner threads executing `agent` on the same store.
+
+    ``runners="external"`` starts none: runners elsewhere (``agent-lightning runner``) claim the
+    rollouts from `store`, which must be one they reach.
+    """
+    if runners not in ("local", "external"):
+        raise ValueError(f"runners: use 'local' or 'external', not {runners!r}")
     started = time.monotonic()
-    with Runner(agent, store, n_workers=n_workers) as runner:
-        algorithm.agent_name = runner.agent.name
+    runner = Runner(agent, store, n_workers=n_workers)
+    algorithm.agent_name = runner.agent.name
+    with runner if runners == "local" else contextlib.nullcontext():
         summary = algorithm.run(store, list(train_tasks), list(eval_tasks))
     log.info("%s finished in %.1f s", algorithm.name, time.monotonic() - started)
     return summary

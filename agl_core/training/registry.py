@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -31,6 +31,9 @@ class TrainingOptions(BaseModel):
     seed: int = 0
     #: Runner threads executing the agent beside the algorithm.
     n_workers: int = Field(default=2, ge=1)
+    #: ``local``: `n_workers` runner threads in the trainer; ``external``: none, `agent-lightning runner`
+    #: processes on the same store execute the rollouts.
+    runners: Literal["local", "external"] = "local"
 
 
 @dataclass(frozen=True)
