@@ -66,9 +66,10 @@ def serve_runner(
     """Run `agent` over `store_url`'s rollouts until a signal (or `exit_when_idle` idle seconds)."""
     from agl_core.runtime.runner import Runner
 
+    runner = Runner(agent, store_url, n_workers=workers, processes=processes, heartbeat_interval=heartbeat_interval)
+    runner.store.count_rollouts("running")  # an unreachable store fails here (StoreError), not in the workers
     stopping = threading.Event()
     _stop_on_signals(stopping)
-    runner = Runner(agent, store_url, n_workers=workers, processes=processes, heartbeat_interval=heartbeat_interval)
     kind = "processes" if processes else "threads"
     print(
         f"runner {os.getpid()}: agent {runner.agent.name!r}, {workers} worker {kind}, store {runner.store.url}; "
@@ -168,6 +169,7 @@ def runner(
     """
     from agl_core.cli.config import ConfigError
     from agl_core.cli.logs import setup_logging
+    from agl_core.store.base import StoreError
 
     setup_logging(verbose)
     if processes is not None and workers != 1:
@@ -181,15 +183,18 @@ def runner(
         _fail("--store URL is required (the collector's http://HOST:PORT, or a PostgreSQL URL)")
     if store_url.startswith("memory:"):
         _fail("--store memory:// lives in this process only; give a store the trainer can reach")
-    serve_runner(
-        agent,
-        store_url,
-        workers=processes or workers,
-        processes=processes is not None,
-        heartbeat_interval=heartbeat_interval,
-        exit_when_idle=exit_when_idle,
-        grace=grace,
-    )
+    try:
+        serve_runner(
+            agent,
+            store_url,
+            workers=processes or workers,
+            processes=processes is not None,
+            heartbeat_interval=heartbeat_interval,
+            exit_when_idle=exit_when_idle,
+            grace=grace,
+        )
+    except (StoreError, ValueError) as exc:  # unreachable, or a URL no backend serves
+        _fail(str(exc))
 
 
 def _fail(message: str) -> NoReturn:

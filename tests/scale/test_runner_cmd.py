@@ -152,3 +152,11 @@ def test_sigterm_finishes_the_rollouts_in_hand_and_claims_no_more(workdir: Path,
     assert "stopped after" in out
     assert counts["running"] == 0 and counts["failed"] == 0
     assert counts["succeeded"] >= 3 and counts["succeeded"] + counts["queuing"] == len(ids)
+
+
+def test_a_store_out_of_reach_is_one_error_line_not_a_silent_runner(workdir: Path) -> None:
+    args = [CLI, "runner", "--store", "http://127.0.0.1:1", "--agent", "scale_agent:agent"]
+    result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: store server http://127.0.0.1:1 unreachable")
