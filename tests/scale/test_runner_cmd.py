@@ -160,3 +160,20 @@ def test_a_store_out_of_reach_is_one_error_line_not_a_silent_runner(workdir: Pat
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: store server http://127.0.0.1:1 unreachable")
+
+
+def test_the_configs_agent_on_worker_processes_until_the_store_is_idle(workdir: Path) -> None:
+    db = f"sqlite:///{workdir / 'store.db'}"
+    (workdir / "config.yaml").write_text(
+        f"agent: {{name: scaled, type: python, entrypoint: 'scale_agent:agent'}}\nstore: '{db}'\n"
+    )
+    ids = enqueue(db, 6, sleep=0.1, max_attempts=1)
+    args = [CLI, "runner", "--config", "config.yaml", "--processes", "2", "--exit-when-idle", "1"]
+    result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "2 worker processes, store " + db in result.stdout
+    store = SqlStore(db)
+    assert [store.get_rollout(rid).status for rid in ids] == ["succeeded"] * 6  # type: ignore[union-attr]
+    assert {s.name for rid in ids for s in store.query_spans(rid)} >= {"invoke_agent scaled", "work"}
+    assert all((a.worker_id or "").startswith("proc-") for rid in ids for a in store.query_attempts(rid))
+    store.close()
