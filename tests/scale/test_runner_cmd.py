@@ -80,6 +80,12 @@ def enqueue(url: str, n: int, sleep: float, max_attempts: int) -> list[str]:
     return [store.enqueue_rollout({"i": i, "sleep": sleep}, max_attempts=max_attempts).rollout_id for i in range(n)]
 
 
+def holds_rollouts(store: LightningStore, pid: int) -> bool:
+    """Whether the runner process `pid` is running an attempt now."""
+    running = store.query_rollouts("running")
+    return any(f"-{pid}-" in (a.worker_id or "") for r in running for a in store.query_attempts(r.rollout_id)[-1:])
+
+
 def test_a_runner_killed_mid_way_loses_no_rollout_and_none_finishes_twice(workdir: Path, capsys: Any) -> None:
     started = time.monotonic()
     with collector(workdir) as (url, db):
@@ -88,7 +94,12 @@ def test_a_runner_killed_mid_way_loses_no_rollout_and_none_finishes_twice(workdi
         log = open(workdir / "runners.log", "w")
         victim, survivor = start_runner(workdir, url, 4, log), start_runner(workdir, url, 4, log)
         try:
-            wait_until(lambda: store.count_rollouts("succeeded") >= 60, 90, "60 rollouts done", poll=0.2)
+            wait_until(
+                lambda: store.count_rollouts("succeeded") >= 60 and holds_rollouts(store, victim.pid),
+                90,
+                "60 rollouts done, the victim holding some",
+                poll=0.2,
+            )
             kill9(victim)
             wait_until(lambda: store.count_rollouts("succeeded") == 300, 150, "all 300 rollouts done", poll=0.5)
         finally:
