@@ -33,7 +33,7 @@ def config_from(cls: type, config: Config) -> Any:
     """
     if config.model.endpoint:
         raise ConfigError(f"model.endpoint: {config.training.algorithm} trains weights it serves itself; give model.path")
-    values = config.training.model_dump(exclude_none=True, exclude={"n_workers"})
+    values = config.training.model_dump(exclude_none=True, exclude={"n_workers", "runners"})  # runner options
     values["model"] = config.model.path
     if config.agent.optimize:
         values["optimize"] = list(config.agent.optimize)
