@@ -59,7 +59,7 @@ def test_a_bad_option_of_a_registered_algorithm_names_its_field(echo_plugin) -> 
         parse_config({"training": {"algorithm": "echo", "repeats": "twice", "group_size": 8}})
     text = str(info.value)
     assert "training.repeats: Input should be a valid integer, unable to parse string as an integer (got 'twice')" in text
-    assert "training.group_size: unknown key; known: algorithm, batch_size, episodes, n_workers, output_dir, repeats, seed" in text
+    assert "training.group_size: unknown key; known: algorithm, batch_size, episodes, n_workers, output_dir, repeats, runners, seed" in text
     with pytest.raises(ConfigError, match="training.algorithm: 'ppo' is not available; available: apo, echo, grpo, needs-gpu, rloo, sft"):
         parse_config({"training": {"algorithm": "ppo"}})
 

@@ -119,7 +119,7 @@ def test_the_registered_schemas_hold_the_trainers_config_fields():
     from agl_trl.sft import SFTConfig
 
     for schema, cls in ((RLOptions, RLConfig), (SFTOptions, SFTConfig)):  # model and optimize come from model:/agent:
-        assert set(schema.model_fields) - {"n_workers"} == {f.name for f in dataclasses.fields(cls)} - {"model", "optimize"}
+        assert set(schema.model_fields) - {"n_workers", "runners"} == {f.name for f in dataclasses.fields(cls)} - {"model", "optimize"}
 
 
 def test_readme_config_dry_runs_as_written(home):
