@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from agl_core.runtime.attempt import attempt_lifecycle
 from agl_core.runtime.telemetry import configure
-from agl_core.store.base import LightningStore
+from agl_core.store.base import LightningStore, StoreUnavailable
 from agl_core.tracing.autoinstrument import ensure_instrumented
 from agl_core.tracing.emit import emit_exception
 from agl_core.types import AttemptedRollout, Resource, check_reward
@@ -28,6 +28,8 @@ from agl_core.types import AttemptedRollout, Resource, check_reward
 log = logging.getLogger("agentlightning")
 
 AgentFn = Callable[[Any, dict[str, Resource]], Any]
+#: Longest pause between a worker's retries while the store is unavailable.
+MAX_OUTAGE_WAIT_S = 5.0
 
 
 @dataclass
@@ -116,16 +118,29 @@ class Runner:
 
     # --- worker loops --------------------------------------------------------------------------
     def _worker(self, worker_id: str, max_rollouts: int | None, stop_when_idle: bool) -> None:
-        done = 0
+        """Claim and run rollouts until stopped. While the store is unavailable (a restarting
+        server or database, a full disk) the worker waits and retries, backing off to
+        `MAX_OUTAGE_WAIT_S`; a rollout it had claimed then times out and is requeued by the store."""
+        done, outage = 0, 0.0
         while not self._stop.is_set() and (max_rollouts is None or done < max_rollouts):
-            attempted = self.store.dequeue_rollout(worker_id)
+            try:
+                attempted = self.store.dequeue_rollout(worker_id)
+                if attempted is not None:
+                    self.run_one(attempted)
+                    done += 1
+            except StoreUnavailable as exc:
+                if not outage:
+                    log.warning("runner %s: store unavailable, retrying: %s", worker_id, exc)
+                outage = min(MAX_OUTAGE_WAIT_S, outage * 2 or self.poll_interval * 4)
+                self._stop.wait(outage)
+                continue
+            if outage:
+                log.warning("runner %s: store reachable again", worker_id)
+                outage = 0.0
             if attempted is None:
                 if stop_when_idle:
                     return
                 self._stop.wait(self.poll_interval)
-                continue
-            self.run_one(attempted)
-            done += 1
 
     def start(self, *, stop_when_idle: bool = False) -> "Runner":
         """Start the workers in the background; `stop()` ends them."""

@@ -78,8 +78,10 @@ class HttpStore(LightningStore):
         body = json.dumps(to_jsonable_python(arguments))
         try:
             response = self._client.post(method, content=body, timeout=timeout or self._timeout)
-        except httpx.HTTPError as exc:
-            raise StoreError(f"store server {self.url} unreachable ({method}): {exc}") from exc
+        except httpx.ConnectError as exc:  # never reached the server: nothing was done, retrying is safe
+            raise StoreUnavailable(f"store server {self.url} unreachable ({method}): {exc}") from exc
+        except httpx.HTTPError as exc:  # the call may have been applied
+            raise StoreError(f"store server {self.url} failed to answer ({method}): {exc}") from exc
         if response.status_code >= 400:
             try:
                 error = response.json()
