@@ -13,6 +13,7 @@ import inspect
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -227,6 +228,9 @@ def _process_worker(
     heartbeat_interval: float,
     stop: Any,
 ) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides what it means (it sets `stop`), so
+    # a rollout in hand finishes instead of failing with KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = LightningStore(store_url)
     configure(store)
     ensure_instrumented()

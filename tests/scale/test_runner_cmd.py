@@ -165,6 +165,27 @@ def test_sigterm_finishes_the_rollouts_in_hand_and_claims_no_more(workdir: Path,
     assert counts["succeeded"] >= 3 and counts["succeeded"] + counts["queuing"] == len(ids)
 
 
+def test_ctrl_c_on_worker_processes_finishes_the_rollouts_in_hand(workdir: Path) -> None:
+    """Ctrl-C signals the whole process group, worker processes included: they must not fail
+    their rollouts with KeyboardInterrupt; the parent stops them as it does on SIGTERM."""
+    with collector(workdir) as (url, _):
+        enqueue(url, 6, sleep=1.5, max_attempts=1)
+        store = LightningStore(url)
+        args = [CLI, "runner", "--store", url, "--agent", "scale_agent:agent", "--processes", "2"]
+        proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # fmt: skip
+        try:
+            wait_until(lambda: store.count_rollouts("running") == 2, 90, "two rollouts running", poll=0.1)
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        counts = {status: store.count_rollouts(status) for status in ("running", "succeeded", "failed")}
+    assert proc.returncode == 0, out
+    assert counts["running"] == 0 and counts["failed"] == 0 and counts["succeeded"] >= 2, (counts, out)
+
+
 def test_a_store_out_of_reach_is_one_error_line_not_a_silent_runner(workdir: Path) -> None:
     args = [CLI, "runner", "--store", "http://127.0.0.1:1", "--agent", "scale_agent:agent"]
     result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=60)
